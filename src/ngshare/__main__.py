@@ -1,0 +1,5 @@
+"""Allow `python -m ngshare`."""
+
+from ngshare.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""HTTP routes: v1 (the compatibility contract) and, later, v2."""

@@ -1,0 +1,71 @@
+"""v1 routes for feedback on one submission: upload (replacing) and download."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from ngshare.api.v1.deps import CourseInstructor, InstructorOrSelf, State, V1Args
+from ngshare.api.v1.responses import ok, streamed
+from ngshare.db.models import Feedback, FileSet
+from ngshare.domain.filesets import (
+    create_fileset,
+    decode_v1_files,
+    list_files,
+    store_files,
+    v1_tree_json,
+)
+from ngshare.domain.lookup import find_submission, released_assignment, require_student
+from ngshare.errors import Conflict
+from ngshare.timestamps import format_v1, parse_v1
+
+router = APIRouter(tags=["v1: feedback"])
+
+
+@router.post("/feedback/{course}/{assignment}/{student}")
+def upload_feedback(
+    assignment: str, student: str, ctx: CourseInstructor, args: V1Args, state: State
+) -> JSONResponse:
+    """Attach feedback to the submission at `timestamp`, replacing any earlier feedback."""
+    with state.db.read() as session:
+        row = released_assignment(session, ctx.course_id, assignment)
+        require_student(session, ctx.course_id, row.id, student)
+        stamp = parse_v1(args.required("timestamp", "Please supply timestamp"))
+        submission_id = find_submission(session, row.id, student, stamp).id
+    staged = store_files(state.store, decode_v1_files(args.get("files"), state.limits))
+    try:
+        with state.db.write() as session:
+            old = session.scalar(select(Feedback).where(Feedback.submission_id == submission_id))
+            if old is not None:
+                session.delete(old)
+                session.flush()
+                session.execute(delete(FileSet).where(FileSet.id == old.fileset_id))
+            fileset = create_fileset(session, "feedback", staged)
+            session.add(
+                Feedback(
+                    submission_id=submission_id, fileset_id=fileset.id, created_by=ctx.user.name
+                )
+            )
+    except IntegrityError:
+        raise Conflict("Feedback for this submission is being uploaded; try again") from None
+    return ok()
+
+
+@router.get("/feedback/{course}/{assignment}/{student}")
+def download_feedback(
+    assignment: str, student: str, ctx: InstructorOrSelf, args: V1Args, state: State
+) -> StreamingResponse:
+    """Feedback files for the submission at `timestamp` (default: the latest); may be empty."""
+    with state.db.read() as session:
+        row = released_assignment(session, ctx.course_id, assignment)
+        require_student(session, ctx.course_id, row.id, student)
+        stamp = parse_v1(args["timestamp"]) if args.get("timestamp") else None
+        found = find_submission(session, row.id, student, stamp)
+        fileset_id = session.scalar(
+            select(Feedback.fileset_id).where(Feedback.submission_id == found.id)
+        )
+        files = list_files(session, fileset_id) if fileset_id is not None else []
+        extra = {"timestamp": format_v1(found.timestamp)}
+    return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra))

@@ -1,0 +1,110 @@
+"""v1 routes for submissions: list, submit, download."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ngshare.api.v1.deps import (
+    CourseInstructor,
+    CourseMember,
+    InstructorOrSelf,
+    State,
+    V1Args,
+)
+from ngshare.api.v1.responses import ok, streamed
+from ngshare.db.models import Submission
+from ngshare.domain.filesets import (
+    create_fileset,
+    decode_v1_files,
+    list_files,
+    store_files,
+    v1_tree_json,
+)
+from ngshare.domain.lookup import (
+    find_submission,
+    latest_timestamp,
+    released_assignment,
+    require_student,
+)
+from ngshare.errors import Conflict
+from ngshare.timestamps import format_v1, next_after, parse_v1, utcnow
+
+router = APIRouter(tags=["v1: submissions"])
+
+SUBMIT_ATTEMPTS = 5
+
+
+def _listing(rows) -> list[dict[str, str]]:
+    return [{"student_id": r.student, "timestamp": format_v1(r.timestamp)} for r in rows]
+
+
+@router.get("/submissions/{course}/{assignment}")
+def list_submissions(assignment: str, ctx: CourseInstructor, state: State) -> JSONResponse:
+    with state.db.read() as session:
+        row = released_assignment(session, ctx.course_id, assignment)
+        rows = session.execute(
+            select(Submission.student, Submission.timestamp)
+            .where(Submission.assignment_id == row.id)
+            .order_by(Submission.timestamp, Submission.student)
+        )
+        return ok(submissions=_listing(rows))
+
+
+@router.get("/submissions/{course}/{assignment}/{student}")
+def list_student_submissions(
+    assignment: str, student: str, ctx: InstructorOrSelf, state: State
+) -> JSONResponse:
+    with state.db.read() as session:
+        row = released_assignment(session, ctx.course_id, assignment)
+        require_student(session, ctx.course_id, row.id, student)
+        rows = session.execute(
+            select(Submission.student, Submission.timestamp)
+            .where(Submission.assignment_id == row.id, Submission.student == student)
+            .order_by(Submission.timestamp)
+        )
+        return ok(submissions=_listing(rows))
+
+
+@router.post("/submission/{course}/{assignment}")
+def submit(assignment: str, ctx: CourseMember, args: V1Args, state: State) -> JSONResponse:
+    """Store a new submission by the caller, stamped strictly after their previous one."""
+    with state.db.read() as session:
+        released_assignment(session, ctx.course_id, assignment)
+    staged = store_files(state.store, decode_v1_files(args.get("files"), state.limits))
+    for _attempt in range(SUBMIT_ATTEMPTS):
+        try:
+            with state.db.write() as session:
+                row = released_assignment(session, ctx.course_id, assignment)
+                stamp = next_after(utcnow(), latest_timestamp(session, row.id, ctx.user.name))
+                fileset = create_fileset(session, "submission", staged)
+                session.add(
+                    Submission(
+                        assignment_id=row.id,
+                        student=ctx.user.name,
+                        timestamp=stamp,
+                        release_id=row.current_release_id,
+                        fileset_id=fileset.id,
+                    )
+                )
+            return ok(timestamp=format_v1(stamp))
+        except IntegrityError:
+            continue  # a simultaneous submission by the same student took this stamp
+    raise Conflict("Another submission is in progress; try again")
+
+
+@router.get("/submission/{course}/{assignment}/{student}")
+def download_submission(
+    assignment: str, student: str, ctx: InstructorOrSelf, args: V1Args, state: State
+) -> StreamingResponse:
+    """A submission's files: the latest, or the one at `timestamp`."""
+    with state.db.read() as session:
+        row = released_assignment(session, ctx.course_id, assignment)
+        require_student(session, ctx.course_id, row.id, student)
+        stamp = parse_v1(args["timestamp"]) if args.get("timestamp") else None
+        found = find_submission(session, row.id, student, stamp)
+        files = list_files(session, found.fileset_id)
+        extra = {"timestamp": format_v1(found.timestamp)}
+    return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra))

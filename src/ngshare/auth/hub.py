@@ -1,0 +1,87 @@
+"""JupyterHub authentication, through JupyterHub's own service-auth library.
+
+API calls carry a JupyterHub token (`Authorization: token ...`). `HubOAuth`
+asks the Hub who owns it (cached for `hub_cache_seconds`) and we then require
+the `access:services!service=<name>` scope, so a token the Hub did not grant
+for this service is refused even though the Hub knows its owner.
+
+Browsers log in with the Hub's OAuth flow (see `ngshare.auth.oauth`); the
+resulting token sits in a signed, HttpOnly cookie scoped to the service prefix
+and is checked exactly like a header token. The cookie is accepted for reads
+only, so a cross-site form cannot change anything with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+
+from jupyterhub.services.auth import HubOAuth
+from starlette.requests import Request
+
+from ngshare.auth.base import User, header_token
+from ngshare.auth.cookies import CookieSigner
+from ngshare.config import Settings
+from ngshare.errors import PermissionDenied, Unauthenticated, Unavailable
+
+log = logging.getLogger("ngshare.auth")
+
+LOGIN_COOKIE = "ngshare-login"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def service_name() -> str:
+    return os.environ.get("JUPYTERHUB_SERVICE_NAME") or "ngshare"
+
+
+def make_hub_oauth(settings: Settings) -> HubOAuth:
+    """A HubOAuth configured from the JUPYTERHUB_* environment and our settings."""
+    scopes_from_env = os.environ.get("JUPYTERHUB_OAUTH_ACCESS_SCOPES")
+    kwargs: dict[str, object] = {"cache_max_age": settings.hub_cache_seconds}
+    if not scopes_from_env:
+        kwargs["access_scopes"] = {f"access:services!service={service_name()}"}
+    if not os.environ.get("JUPYTERHUB_CLIENT_ID"):
+        kwargs["oauth_client_id"] = f"service-{service_name()}"
+    return HubOAuth(**kwargs)
+
+
+class HubAuthenticator:
+    def __init__(self, settings: Settings, admins: frozenset[str]) -> None:
+        self.settings = settings
+        self.admins = admins
+        self.hub = make_hub_oauth(settings)
+        self.cookies = CookieSigner(settings)
+
+    async def authenticate(self, request: Request, fields: Mapping[str, str]) -> User:
+        token = header_token(request)
+        if token is None and request.method in SAFE_METHODS:
+            saved = self.cookies.load(request.cookies.get(LOGIN_COOKIE), purpose="login")
+            token = saved if isinstance(saved, str) else None
+        if token is None:
+            raise Unauthenticated("Login required (send Authorization: token ...)")
+        model = await self._user_model(token)
+        if model is None:
+            raise Unauthenticated("Invalid or expired token")
+        if self.hub.access_scopes and not self.hub.check_scopes(self.hub.access_scopes, model):
+            raise PermissionDenied("token does not grant access to this service")
+        name = model["name"]
+        admin = name in self.admins or (self.settings.hub_admins and bool(model.get("admin")))
+        return User(name=name, admin=admin)
+
+    async def _user_model(self, token: str) -> dict | None:
+        try:
+            return await asyncio.wait_for(
+                self.hub.user_for_token(token, sync=False),
+                timeout=self.settings.hub_timeout_seconds,
+            )
+        except TimeoutError:
+            log.error("JupyterHub did not answer within %ss", self.settings.hub_timeout_seconds)
+            raise Unavailable("JupyterHub did not answer; try again shortly") from None
+        except Exception as exc:  # tornado.web.HTTPError from the library
+            log.error("JupyterHub token check failed: %s", exc)
+            raise Unavailable("Cannot check the token with JupyterHub") from None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,126 @@
+"""The `ngshare` command: `serve`, `db upgrade`, `db current`.
+
+Flags of `serve` are generated from `ngshare.config.Settings`, so every
+setting has exactly one flag and one NGSHARE_* variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import types
+import typing
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from ngshare import __version__
+from ngshare.config import Settings
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _is_bool(annotation: object) -> bool:
+    return annotation is bool
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per Settings field; unset flags fall back to the environment."""
+    for name, field in Settings.model_fields.items():
+        env = "NGSHARE_" + name.upper()
+        help_text = f"{field.description} [env {env}]"
+        if _is_bool(field.annotation):
+            parser.add_argument(
+                _flag(name),
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+            continue
+        choices = _choices(field.annotation)
+        parser.add_argument(
+            _flag(name),
+            dest=name,
+            default=None,
+            choices=choices,
+            help=help_text,
+            metavar=None if choices else name.upper(),
+        )
+
+
+def _choices(annotation: object) -> list[str] | None:
+    """Values of a Literal (or Optional Literal) annotation."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return list(args)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in args:
+            if typing.get_origin(arg) is typing.Literal:
+                return list(typing.get_args(arg))
+    return None
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    given = {
+        name: getattr(args, name)
+        for name in Settings.model_fields
+        if getattr(args, name, None) is not None
+    }
+    return Settings(**given).resolved()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ngshare", description="The nbgrader exchange as a JupyterHub service."
+    )
+    parser.add_argument("--version", action="version", version=f"ngshare {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="Run the server.",
+        description="Run the server. Example: ngshare serve --dev --admins alice",
+    )
+    add_settings_flags(serve)
+
+    db = commands.add_parser("db", help="Database schema migrations.")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    for name, text in (
+        ("upgrade", "Apply all migrations. Example: ngshare db upgrade --database-url URL"),
+        ("current", "Print the schema revision of the database and the newest known."),
+    ):
+        sub = db_commands.add_parser(name, help=text.split(".")[0] + ".", description=text)
+        add_settings_flags(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"ngshare: invalid setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        from ngshare.server import serve
+
+        return serve(settings)
+    return _db_command(args.db_command, settings)
+
+
+def _db_command(command: str, settings: Settings) -> int:
+    from ngshare.db.engine import make_engine
+    from ngshare.db.migrate import current_revision, head_revision, upgrade
+
+    assert settings.database_url
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    engine = make_engine(settings.database_url)
+    if command == "upgrade":
+        upgrade(engine)
+    print(f"database revision: {current_revision(engine)} (newest: {head_revision()})")
+    return 0

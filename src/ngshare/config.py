@@ -1,0 +1,193 @@
+"""Every setting an admin can change, declared once.
+
+Each field has a type, a default and a description; the environment variable
+is `NGSHARE_<FIELD>` and the command-line flag is `--<field-with-dashes>`.
+The CLI (`ngshare serve --help`) and docs/configuration.md are generated from
+this class, and a test fails when the document drifts from it.
+
+When JupyterHub starts ngshare as a managed service it exports the standard
+`JUPYTERHUB_*` variables; `Settings.resolved()` fills the listen address, the
+URL prefix and the authenticator from them so no other configuration is needed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+AuthKind = Literal["hub", "token-file", "dev"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+def _split_names(value: object) -> object:
+    """Accept `alice,bob` (and whitespace) as well as a list."""
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Server configuration. Flags override environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="NGSHARE_", extra="forbid")
+
+    data_dir: Path = Field(
+        Path("ngshare-data"),
+        description="Directory for the SQLite database, the local blobs and the cookie secret.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the metadata database. Default: SQLite file "
+        "<data-dir>/ngshare.db. Example: postgresql+psycopg://ngshare@db/ngshare",
+    )
+    storage_dir: Path | None = Field(
+        None, description="Directory of the local blob store. Default: <data-dir>/blobs."
+    )
+    auth: AuthKind | None = Field(
+        None,
+        description="Authenticator: hub (JupyterHub tokens and OAuth), token-file, or dev "
+        "(user name from the `user` field; loopback only). Default: hub when "
+        "JUPYTERHUB_API_TOKEN is set.",
+    )
+    dev: bool = Field(False, description="Shortcut for --auth dev.")
+    token_file: Path | None = Field(
+        None, description="JSON file mapping API tokens to user names (for --auth token-file)."
+    )
+    admins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated user names that administer every course."
+    )
+    hub_admins: bool = Field(
+        False, description="Also treat JupyterHub admins as ngshare admins (hub auth only)."
+    )
+    host: str | None = Field(
+        None, description="Listen address. Default: from JUPYTERHUB_SERVICE_URL, else 127.0.0.1."
+    )
+    port: int | None = Field(
+        None, description="Listen port. Default: from JUPYTERHUB_SERVICE_URL, else 10101."
+    )
+    prefix: str | None = Field(
+        None,
+        description="URL prefix of the API. Default: JUPYTERHUB_SERVICE_PREFIX, else /api/.",
+    )
+    log_level: LogLevel = Field("info", description="Log level.")
+    migrate: bool = Field(
+        True, description="Apply database migrations at start (--no-migrate to skip)."
+    )
+    cookie_secret: str | None = Field(
+        None,
+        description="Secret that signs login cookies; set the same value on every replica. "
+        "Default: generated once and kept in <data-dir>/cookie_secret.",
+    )
+    hub_cache_seconds: int = Field(
+        300, description="How long a token's identity from the Hub is cached."
+    )
+    hub_timeout_seconds: float = Field(
+        10.0, description="Timeout of one request to the JupyterHub API."
+    )
+    max_request_mib: int = Field(
+        1024, description="Largest v1 request body in MiB (v1 sends files base64 in the body)."
+    )
+    max_file_mib: int = Field(4096, description="Largest single file in MiB.")
+    max_upload_mib: int = Field(
+        8192, description="Largest release, submission or feedback set in MiB."
+    )
+    max_files_per_upload: int = Field(
+        10000, description="Most files in one release, submission or feedback set."
+    )
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _admins(cls, value: object) -> object:
+        return _split_names(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return "/" + value.strip("/") + "/" if value.strip("/") else "/"
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= 65535:
+            raise ValueError("port must be between 0 and 65535")
+        return value
+
+    def resolved(self) -> Settings:
+        """Fill defaults that depend on other settings and on JUPYTERHUB_* variables."""
+        env = os.environ
+        service_url = urlparse(env.get("JUPYTERHUB_SERVICE_URL", ""))
+        updates: dict[str, object] = {}
+        if self.auth is None:
+            if self.dev:
+                updates["auth"] = "dev"
+            elif self.token_file is not None:
+                updates["auth"] = "token-file"
+            elif env.get("JUPYTERHUB_API_TOKEN"):
+                updates["auth"] = "hub"
+        if self.host is None:
+            updates["host"] = service_url.hostname or "127.0.0.1"
+        if self.port is None:
+            updates["port"] = service_url.port or 10101
+        if self.prefix is None:
+            updates["prefix"] = self._prefix(env.get("JUPYTERHUB_SERVICE_PREFIX") or "/api/")
+        if self.database_url is None:
+            updates["database_url"] = f"sqlite:///{(self.data_dir / 'ngshare.db').absolute()}"
+        if self.storage_dir is None:
+            updates["storage_dir"] = self.data_dir / "blobs"
+        return self.model_copy(update=updates)
+
+    def check(self) -> None:
+        """Refuse combinations that are unsafe or incomplete, with a message naming the fix."""
+        if self.auth is None:
+            raise ValueError(
+                "no authenticator configured: run under JupyterHub, or pass --token-file FILE, "
+                "or --dev for a loopback-only development server"
+            )
+        if self.auth == "dev" and not is_loopback(self.host or ""):
+            raise ValueError(f"--dev refuses to listen on {self.host!r}: use a loopback address")
+        if self.auth == "token-file" and self.token_file is None:
+            raise ValueError("--auth token-file needs --token-file FILE")
+        if self.auth == "hub" and not os.environ.get("JUPYTERHUB_API_TOKEN"):
+            raise ValueError("--auth hub needs JUPYTERHUB_API_TOKEN and JUPYTERHUB_API_URL")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            request_bytes=self.max_request_mib * MiB,
+            file_bytes=self.max_file_mib * MiB,
+            upload_bytes=self.max_upload_mib * MiB,
+            files_per_upload=self.max_files_per_upload,
+        )
+
+
+class Limits:
+    """Size limits in bytes, as enforced by the routes."""
+
+    def __init__(
+        self, request_bytes: int, file_bytes: int, upload_bytes: int, files_per_upload: int
+    ) -> None:
+        self.request_bytes = request_bytes
+        self.file_bytes = file_bytes
+        self.upload_bytes = upload_bytes
+        self.files_per_upload = files_per_upload
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and addresses in 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,1 @@
+"""Domain logic shared by the API versions: file sets, lookups, rosters."""

@@ -1,0 +1,61 @@
+"""Domain errors: each carries the user-facing message, the HTTP status and a reason.
+
+Routes and domain code raise these; `ngshare.app` turns them into the JSON
+error shape of the API being called. Nothing else may produce an error body,
+and a 500 never echoes exception text.
+"""
+
+from __future__ import annotations
+
+
+class NgshareError(Exception):
+    """An error whose message is safe and useful to show to the caller."""
+
+    status = 400
+    reason = "bad_request"
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if reason is not None:
+            self.reason = reason
+
+
+class BadRequest(NgshareError):
+    status = 400
+    reason = "bad_request"
+
+
+class Unauthenticated(NgshareError):
+    status = 401
+    reason = "unauthenticated"
+
+
+class PermissionDenied(NgshareError):
+    status = 403
+    reason = "permission_denied"
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(f"Permission denied ({detail})" if detail else "Permission denied")
+
+
+class NotFound(NgshareError):
+    status = 404
+    reason = "not_found"
+
+
+class Conflict(NgshareError):
+    status = 409
+    reason = "conflict"
+
+
+class TooLarge(NgshareError):
+    status = 413
+    reason = "too_large"
+
+
+class Unavailable(NgshareError):
+    status = 503
+    reason = "unavailable"

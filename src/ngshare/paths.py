@@ -1,0 +1,49 @@
+"""Validation of the relative paths inside a file tree.
+
+A path names a file inside an assignment directory. It must be relative POSIX,
+with no empty, `.` or `..` component, no backslash, NUL or other control
+character; one tree may not name a path twice, nor a path and a directory
+prefix of it (that would be a file and a directory at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ngshare.errors import BadRequest
+
+MAX_PATH_LENGTH = 4096
+MAX_COMPONENT_LENGTH = 255
+
+
+def is_safe_path(path: object) -> bool:
+    """True if `path` may be written below a target directory as given."""
+    if not isinstance(path, str) or not path or len(path) > MAX_PATH_LENGTH:
+        return False
+    if any(ord(ch) < 32 or ord(ch) == 127 or ch == "\\" for ch in path):
+        return False
+    parts = path.split("/")
+    return all(
+        part not in ("", ".", "..") and len(part.encode()) <= MAX_COMPONENT_LENGTH for part in parts
+    )
+
+
+def check_tree(paths: Iterable[object]) -> list[str]:
+    """Return the paths if every one is safe and the tree is consistent; else 400."""
+    checked: list[str] = []
+    seen: set[str] = set()
+    for path in paths:
+        if not is_safe_path(path):
+            raise BadRequest("Illegal path")
+        assert isinstance(path, str)
+        if path in seen:
+            raise BadRequest("Illegal path")
+        seen.add(path)
+        checked.append(path)
+    for path in checked:
+        parent = path.rpartition("/")[0]
+        while parent:
+            if parent in seen:
+                raise BadRequest("Illegal path")
+            parent = parent.rpartition("/")[0]
+    return checked

@@ -1,0 +1,28 @@
+"""What every request handler needs: settings, database, blob store, authenticator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from ngshare.auth import Authenticator
+from ngshare.config import Limits, Settings
+from ngshare.db.engine import Database
+from ngshare.storage import BlobStore
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    store: BlobStore
+    authenticator: Authenticator
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings.limits
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.ngshare

@@ -1,0 +1,101 @@
+"""Blob store in a local directory.
+
+Layout: `<root>/ab/cd/abcd...` (sha256 hex, two levels of fan-out) and
+`<root>/tmp/` for uploads in progress, on the same filesystem so the final
+rename is atomic. A blob is written to a temporary name, fsynced, renamed into
+place and its directory fsynced: a crash leaves either the whole blob or a
+temporary file that the garbage collector removes, never a torn blob.
+Storing a blob that already exists only refreshes its time, which tells the
+garbage collector that an upload in flight still needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from ngshare.storage.base import CHUNK, Digest
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, sha256: str) -> Path:
+        if not SHA256_RE.match(sha256):
+            raise ValueError("not a sha256 hex digest")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def put_bytes(self, data: bytes, digest: Digest) -> None:
+        final = self.path_for(digest.sha256)
+        if self._touch(final):
+            return
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="up-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._commit(Path(tmp_name), final)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+
+    def _commit(self, tmp: Path, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+
+    @staticmethod
+    def _touch(path: Path) -> bool:
+        try:
+            os.utime(path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def open(self, sha256: str) -> BinaryIO:
+        return self.path_for(sha256).open("rb")
+
+    def iter_chunks(self, sha256: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        with self.open(sha256) as handle:
+            while chunk := handle.read(chunk_size):
+                yield chunk
+
+    def delete(self, sha256: str) -> None:
+        self.path_for(sha256).unlink(missing_ok=True)
+
+    def list_blobs(self) -> Iterator[tuple[str, datetime]]:
+        for first in sorted(self.root.glob("[0-9a-f][0-9a-f]")):
+            for path in sorted(first.glob("*/*")):
+                if SHA256_RE.match(path.name):
+                    yield path.name, datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+    def list_temporary(self) -> Iterator[tuple[Path, datetime]]:
+        for path in self.tmp.iterdir():
+            yield path, datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+    def check(self) -> None:
+        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="ready-")
+        os.close(fd)
+        os.unlink(name)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
