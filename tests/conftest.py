@@ -1,0 +1,68 @@
+"""Shared fixtures: one real server per test session, and per-test courses."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import ServerProcess, token_for, write_token_file
+
+_course_numbers = itertools.count(1)
+
+
+class Api:
+    """HTTP clients of the server under test, one per user."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.url = server.url
+        self._clients: dict[str, httpx.Client] = {}
+
+    def __call__(self, user: str) -> httpx.Client:
+        if user not in self._clients:
+            self._clients[user] = httpx.Client(
+                base_url=self.url + "/",
+                headers={"Authorization": f"token {token_for(user)}"},
+                timeout=60,
+            )
+        return self._clients[user]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data_dir: Path = tmp_path_factory.mktemp("ngshare")
+    tokens = write_token_file(data_dir / "tokens.json")
+    proc = ServerProcess(data_dir, ["--token-file", str(tokens), "--admins", "admin"])
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def api(server: ServerProcess) -> Iterator[Api]:
+    clients = Api(server)
+    yield clients
+    clients.close()
+
+
+@pytest.fixture
+def course(api: Api) -> str:
+    """A new course taught by inst1, with students stu1 and stu2."""
+    name = f"course{next(_course_numbers)}"
+    assert api("admin").post(f"course/{name}", data={"instructors": '["inst1"]'}).json() == {
+        "success": True
+    }
+    for student in ("stu1", "stu2"):
+        names = {"first_name": student.upper(), "last_name": "Test", "email": f"{student}@x.org"}
+        assert api("inst1").post(f"student/{name}/{student}", data=names).status_code == 200
+    return name
