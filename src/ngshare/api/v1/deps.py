@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Depends, Path, Request
 from sqlalchemy import select
+from starlette.requests import ClientDisconnect
 
 from ngshare.auth import User
 from ngshare.db.models import Course, Member
@@ -45,11 +46,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise TooLarge(f"Request body exceeds the server limit of {limit // 2**20} MiB")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"Request body exceeds the server limit of {limit // 2**20} MiB")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"Request body exceeds the server limit of {limit // 2**20} MiB")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("Client disconnected before the request body was complete") from None
     return b"".join(chunks)
 
 
