@@ -35,7 +35,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class TestDatabase:
+class ScratchDatabase:
     """A database URL for one server: a SQLite file, or a new PostgreSQL database."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -67,11 +67,11 @@ class ServerProcess:
         data_dir: Path,
         args: list[str],
         env: dict[str, str] | None = None,
-        database: TestDatabase | None = None,
+        database: ScratchDatabase | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.database = database or TestDatabase(data_dir)
+        self.database = database or ScratchDatabase(data_dir)
         self.log_path = data_dir / f"server-{self.port}.log"
         command = [
             sys.executable, "-m", "ngshare", "serve",

@@ -100,7 +100,7 @@ def test_feedback_argument_errors(api, submitted):
 
 
 def test_feedback_survives_resubmission(api, submitted):
-    course, (first, second) = submitted
+    course, (_first, second) = submitted
     ok(give(api, course, second, {"fb.html": b"graded"}))
     third = ok(
         api("stu1").post(f"submission/{course}/ps1", data={"files": encode_files({"a": b"3"})})

@@ -1,4 +1,4 @@
-"""The `ngshare` command: `serve`, `db upgrade`, `db current`.
+"""The `ngshare` command: `serve`, `db upgrade`, `db current`, `settings`.
 
 Flags of `serve` are generated from `ngshare.config.Settings`, so every
 setting has exactly one flag and one NGSHARE_* variable.
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from ngshare import __version__
-from ngshare.config import Settings
+from ngshare.config import Settings, reference_markdown
 
 
 def _flag(name: str) -> str:
@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_settings_flags(serve)
 
+    commands.add_parser(
+        "settings",
+        help="Print the configuration reference (Markdown).",
+        description="Print every setting with its flag, environment variable and default.",
+    )
+
     db = commands.add_parser("db", help="Database schema migrations.")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     for name, text in (
@@ -100,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "settings":
+        print(reference_markdown(), end="")
+        return 0
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:

@@ -25,16 +25,15 @@ def serve(settings: Settings) -> int:
         print(f"ngshare: {exc}", file=sys.stderr)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.migrate:
-        from ngshare.db.engine import make_engine
-        from ngshare.db.migrate import upgrade
-
-        engine = make_engine(settings.database_url or "")
-        upgrade(engine)
-        engine.dispose()
+    if not _prepare_database(settings):
+        return 2
     from ngshare.app import create_app
 
     app = create_app(settings)
+    if settings.demo:
+        from ngshare.domain.demo import create_demo_course
+
+        create_demo_course(app.state.ngshare)
     log.info(
         "ngshare serving %s on http://%s:%s%s (auth: %s, database: %s, storage: %s)",
         "v1",
@@ -54,6 +53,29 @@ def serve(settings: Settings) -> int:
         access_log=settings.log_level == "debug",
     )
     return 0
+
+
+def _prepare_database(settings: Settings) -> bool:
+    """Migrate, or with --no-migrate make sure someone already did."""
+    from ngshare.db.engine import make_engine
+    from ngshare.db.migrate import current_revision, head_revision, upgrade
+
+    engine = make_engine(settings.database_url or "")
+    try:
+        if settings.migrate:
+            upgrade(engine)
+            return True
+        current, newest = current_revision(engine), head_revision()
+        if current != newest:
+            print(
+                f"ngshare: the database schema is at revision {current}, this version needs "
+                f"{newest}: run `ngshare db upgrade` (or start without --no-migrate)",
+                file=sys.stderr,
+            )
+            return False
+        return True
+    finally:
+        engine.dispose()
 
 
 def _redact(url: str) -> str:
