@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install ngshare with its test dependencies in .venv, lint, and run the whole suite.
+# Usage: bash scripts/test.sh [pytest args...]
+# NGSHARE_TEST_DB=postgresql runs it against PostgreSQL on 127.0.0.1:5432 (default: sqlite).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+.venv/bin/ruff format --check src tests
+.venv/bin/ruff check src tests
+exec .venv/bin/pytest "$@"
