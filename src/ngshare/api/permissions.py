@@ -9,7 +9,6 @@ on top of either. A route declares what it needs by its parameter types:
 and only then decides (403 `Permission denied`).
 """
 
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any

@@ -2,7 +2,10 @@
 
 Several replicas may start together against one PostgreSQL database; a
 session-level advisory lock makes the others wait while one upgrades.
-SQLite serialises through its own write lock.
+SQLite serialises through its own write lock. On SQLite, Alembic changes a
+table by copying it and dropping the old one; with foreign keys enforced that
+drop would cascade into child tables, so they are off while migrating and
+checked afterwards.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     config = alembic_config()
     with engine.connect() as connection:
         _lock(connection)
+        _foreign_keys(connection, enabled=False)
         try:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
             connection.commit()
         finally:
+            _foreign_keys(connection, enabled=True)
             _unlock(connection)
 
 
@@ -42,6 +47,20 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _foreign_keys(connection: Connection, *, enabled: bool) -> None:
+    """Switch SQLite's foreign keys outside any transaction (PRAGMA is ignored inside one)."""
+    if connection.dialect.name != "sqlite":
+        return
+    if connection.in_transaction():
+        connection.commit()
+    raw = connection.connection.driver_connection
+    raw.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
+    if enabled:
+        problems = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if problems:
+            raise RuntimeError(f"foreign key check failed after migration: {problems[:5]}")
 
 
 def _lock(connection: Connection) -> None:

@@ -65,13 +65,18 @@ class Member(Base):
 
 
 class Blob(Base):
-    """A stored byte string, named by its sha256; md5 kept for v1 checksums."""
+    """A stored byte string, named by its sha256.
+
+    md5 is what v1 calls a checksum. v1 uploads compute it while decoding;
+    blobs uploaded through v2 get it the first time a v1 client lists them,
+    so v2 transfers pay for one hash only.
+    """
 
     __tablename__ = "blobs"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    md5: Mapped[str] = mapped_column(String(32))
+    md5: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -82,6 +87,7 @@ class FileSet(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str | None] = mapped_column(String(64), index=True)
     file_count: Mapped[int] = mapped_column(Integer, default=0)
     total_size: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -153,6 +159,7 @@ class Submission(Base):
     __tablename__ = "submissions"
     __table_args__ = (
         UniqueConstraint("assignment_id", "student", "timestamp"),
+        UniqueConstraint("assignment_id", "student", "client_key", name="uq_submission_key"),
         Index("ix_submissions_student", "assignment_id", "student"),
     )
 
@@ -162,6 +169,7 @@ class Submission(Base):
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id", ondelete="SET NULL"))
     fileset_id: Mapped[int] = mapped_column(ForeignKey("filesets.id"))
+    client_key: Mapped[str | None] = mapped_column(String(64))
 
     fileset: Mapped[FileSet] = relationship()
 

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ngshare.config import Limits
+from ngshare.db.engine import Database
 from ngshare.db.models import Blob, FileEntry, FileSet
 from ngshare.errors import BadRequest, TooLarge
 from ngshare.paths import check_tree
@@ -34,9 +36,17 @@ B64_CHUNK = 3 * 256 * 1024  # a multiple of 3, so chunks encode independently
 
 @dataclass(frozen=True)
 class StagedFile:
+    """A file whose bytes are durable in the blob store; md5 may be unknown (v2)."""
+
     path: str
     digest: Digest
     executable: bool = False
+
+
+def manifest_digest(files: list[StagedFile]) -> str:
+    """sha256 of the canonical manifest: equal trees have equal digests."""
+    canonical = sorted([f.path, f.digest.sha256, f.executable] for f in files)
+    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
 
 
 def decode_v1_files(raw: str | None, limits: Limits) -> list[tuple[str, bytes]]:
@@ -91,10 +101,13 @@ def create_fileset(session: Session, kind: str, files: list[StagedFile]) -> File
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     unique = {f.digest.sha256: f.digest for f in files}
     if unique:
-        rows = [{"sha256": d.sha256, "size": d.size, "md5": d.md5} for d in unique.values()]
+        rows = [{"sha256": d.sha256, "size": d.size, "md5": d.md5 or None} for d in unique.values()]
         session.execute(insert(Blob).on_conflict_do_nothing(index_elements=["sha256"]), rows)
     fileset = FileSet(
-        kind=kind, file_count=len(files), total_size=sum(f.digest.size for f in files)
+        kind=kind,
+        digest=manifest_digest(files),
+        file_count=len(files),
+        total_size=sum(f.digest.size for f in files),
     )
     fileset.files = [
         FileEntry(path=f.path, sha256=f.digest.sha256, executable=f.executable) for f in files
@@ -108,18 +121,38 @@ def create_fileset(session: Session, kind: str, files: list[StagedFile]) -> File
 class ListedFile:
     path: str
     sha256: str
-    md5: str
+    md5: str | None
     size: int
+    executable: bool = False
 
 
 def list_files(session: Session, fileset_id: int) -> list[ListedFile]:
     rows = session.execute(
-        select(FileEntry.path, Blob.sha256, Blob.md5, Blob.size)
+        select(FileEntry.path, Blob.sha256, Blob.md5, Blob.size, FileEntry.executable)
         .join(Blob, Blob.sha256 == FileEntry.sha256)
         .where(FileEntry.fileset_id == fileset_id)
         .order_by(FileEntry.id)
     )
     return [ListedFile(*row) for row in rows]
+
+
+def with_md5(db: Database, store: BlobStore, files: list[ListedFile]) -> list[ListedFile]:
+    """Fill in md5 checksums that v1 needs and v2 uploads did not compute, and keep them."""
+    missing = {f.sha256 for f in files if f.md5 is None}
+    if not missing:
+        return files
+    computed = {sha: _md5_of(store, sha) for sha in missing}
+    with db.write() as session:
+        for sha, md5 in computed.items():
+            session.execute(update(Blob).where(Blob.sha256 == sha).values(md5=md5))
+    return [replace(f, md5=computed.get(f.sha256, f.md5)) for f in files]
+
+
+def _md5_of(store: BlobStore, sha256: str) -> str:
+    digest = hashlib.md5()
+    for chunk in store.iter_chunks(sha256):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def v1_tree_json(

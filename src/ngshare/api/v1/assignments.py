@@ -22,6 +22,7 @@ from ngshare.domain.filesets import (
     list_files,
     store_files,
     v1_tree_json,
+    with_md5,
 )
 from ngshare.domain.lookup import released_assignment
 from ngshare.errors import Conflict
@@ -52,6 +53,7 @@ def download_assignment(
         release = session.get(Release, row.current_release_id)
         assert release is not None
         files = list_files(session, release.fileset_id)
+    files = with_md5(state.db, state.store, files)
     return streamed(v1_tree_json(state.store, files, args.flag("list_only"), {}))
 
 

@@ -16,6 +16,7 @@ from ngshare.domain.filesets import (
     list_files,
     store_files,
     v1_tree_json,
+    with_md5,
 )
 from ngshare.domain.lookup import find_submission, released_assignment, require_student
 from ngshare.errors import Conflict
@@ -68,4 +69,5 @@ def download_feedback(
         )
         files = list_files(session, fileset_id) if fileset_id is not None else []
         extra = {"timestamp": format_v1(found.timestamp)}
+    files = with_md5(state.db, state.store, files)
     return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra))

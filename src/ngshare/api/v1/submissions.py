@@ -22,6 +22,7 @@ from ngshare.domain.filesets import (
     list_files,
     store_files,
     v1_tree_json,
+    with_md5,
 )
 from ngshare.domain.lookup import (
     find_submission,
@@ -107,4 +108,5 @@ def download_submission(
         found = find_submission(session, row.id, student, stamp)
         files = list_files(session, found.fileset_id)
         extra = {"timestamp": format_v1(found.timestamp)}
+    files = with_md5(state.db, state.store, files)
     return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra))
