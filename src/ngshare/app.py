@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ngshare import __version__
 from ngshare.api import health
 from ngshare.api.v1 import build_router as build_v1
+from ngshare.api.v2 import build_router as build_v2
 from ngshare.auth import build_authenticator
 from ngshare.config import Settings
 from ngshare.db.engine import Database
@@ -53,36 +55,77 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.ngshare = state
     app.include_router(health.build_router(prefix))
     app.include_router(build_v1(), prefix=prefix.rstrip("/"))
+    app.include_router(build_v2(), prefix=prefix + "v2")
     if settings.auth == "hub":
         from ngshare.auth.oauth import build_router as build_oauth
 
         app.include_router(build_oauth(state.authenticator, prefix))  # type: ignore[arg-type]
-    install_error_handlers(app)
+    install_error_handlers(app, prefix + "v2/")
     return app
 
 
-def error_body(message: str, status: int) -> JSONResponse:
-    """The one place that builds an error response: v1's `{"success": false, "message"}`."""
-    return JSONResponse({"success": False, "message": message}, status_code=status)
+def error_body(request: Request, v2_prefix: str, error: NgshareError) -> JSONResponse:
+    """The one place that builds an error response.
+
+    v1 routes answer `{"success": false, "message"}` as the contract says; v2
+    (and only v2) answers `{"error": {"status", "reason", "message", ...}}`.
+    """
+    if request.url.path.startswith(v2_prefix):
+        body: dict = {
+            "error": {
+                "status": error.status,
+                "reason": error.reason,
+                "message": error.message,
+                **error.extra,
+            }
+        }
+    else:
+        body = {"success": False, "message": error.message}
+    return JSONResponse(body, status_code=error.status)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+STORAGE_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def install_error_handlers(app: FastAPI, v2_prefix: str) -> None:
+    def reply(request: Request, error: NgshareError) -> JSONResponse:
+        return error_body(request, v2_prefix, error)
+
     @app.exception_handler(NgshareError)
-    async def _domain(_request: Request, exc: NgshareError) -> JSONResponse:
-        return error_body(exc.message, exc.status)
+    async def _domain(request: Request, exc: NgshareError) -> JSONResponse:
+        return reply(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         messages = {404: "Not found", 405: "Method not allowed"}
-        return error_body(messages.get(exc.status_code, str(exc.detail)), exc.status_code)
+        message = messages.get(exc.status_code, str(exc.detail))
+        return reply(request, NgshareError(message, status=exc.status_code, reason="http"))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
-        return error_body(f"Invalid request: {where} {first.get('msg', '')}".strip(), 400)
+        message = f"Invalid request: {where} {first.get('msg', '')}".strip()
+        return reply(request, NgshareError(message, status=400, reason="invalid_request"))
+
+    @app.exception_handler(OSError)
+    async def _storage(request: Request, exc: OSError) -> JSONResponse:
+        log.error("Storage error on %s %s: %s", request.method, request.url.path, exc)
+        if exc.errno in STORAGE_FULL:
+            error = NgshareError(
+                "The server's storage is full; nothing was saved. Tell the administrator.",
+                status=507,
+                reason="storage_full",
+            )
+        else:
+            error = NgshareError(
+                "Storage is unavailable; nothing was saved. Try again shortly.",
+                status=503,
+                reason="storage_unavailable",
+            )
+        return reply(request, error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
-        return error_body("Internal server error", 500)
+        return reply(request, NgshareError("Internal server error", status=500, reason="internal"))

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     max_files_per_upload: int = Field(
         10000, description="Most files in one release, submission or feedback set."
     )
+    course_quota_mib: int = Field(
+        204800,
+        description="Storage one course may use in MiB, counting every release, submission "
+        "and feedback set at its full size (0: no quota).",
+    )
 
     @field_validator("admins", mode="before")
     @classmethod
@@ -173,6 +178,7 @@ class Settings(BaseSettings):
             file_bytes=self.max_file_mib * MiB,
             upload_bytes=self.max_upload_mib * MiB,
             files_per_upload=self.max_files_per_upload,
+            course_quota_bytes=self.course_quota_mib * MiB,
         )
 
 
@@ -180,8 +186,14 @@ class Limits:
     """Size limits in bytes, as enforced by the routes."""
 
     def __init__(
-        self, request_bytes: int, file_bytes: int, upload_bytes: int, files_per_upload: int
+        self,
+        request_bytes: int,
+        file_bytes: int,
+        upload_bytes: int,
+        files_per_upload: int,
+        course_quota_bytes: int = 0,
     ) -> None:
+        self.course_quota_bytes = course_quota_bytes
         self.request_bytes = request_bytes
         self.file_bytes = file_bytes
         self.upload_bytes = upload_bytes

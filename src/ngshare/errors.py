@@ -14,9 +14,17 @@ class NgshareError(Exception):
     status = 400
     reason = "bad_request"
 
-    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+        extra: dict[str, object] | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        self.extra = extra or {}
         if status is not None:
             self.status = status
         if reason is not None:

@@ -30,6 +30,39 @@ def hash_bytes(data: bytes) -> Digest:
     return Digest(hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data))
 
 
+class HashMismatch(Exception):
+    """The bytes received do not hash to the name they were uploaded under."""
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"expected sha256 {expected}, received bytes hash to {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class UploadBusy(Exception):
+    """Another request is uploading the same blob for the same uploader right now."""
+
+
+class Upload(Protocol):
+    """A blob being received, possibly across several requests (resumable).
+
+    `offset` is how many bytes are already held. `write` appends; `finish`
+    verifies the whole content against its sha256 and makes the blob durable
+    under that name (HashMismatch otherwise, and the partial data is dropped);
+    `suspend` keeps what arrived for a later request to continue.
+    """
+
+    offset: int
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> Digest: ...
+
+    def suspend(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 class BlobStore(Protocol):
     """What the server needs from a place that keeps bytes."""
 
@@ -37,6 +70,18 @@ class BlobStore(Protocol):
         """Store `data`, whose digest the caller computed; durable when this returns."""
 
     def exists(self, sha256: str) -> bool: ...
+
+    def size(self, sha256: str) -> int | None:
+        """The blob's size, or None when it is not stored."""
+
+    def touch(self, sha256: str) -> bool:
+        """Mark a blob as wanted now (the GC spares recent blobs); False when missing."""
+
+    def begin_upload(self, sha256: str, key: str) -> Upload:
+        """Start or continue receiving blob `sha256` for uploader `key`."""
+
+    def upload_offset(self, sha256: str, key: str) -> int:
+        """Bytes held for an unfinished upload (0 when there is none)."""
 
     def open(self, sha256: str) -> BinaryIO:
         """A readable binary file of the blob; FileNotFoundError when missing."""

@@ -11,6 +11,8 @@ garbage collector that an upload in flight still needs it.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import re
 import tempfile
@@ -19,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from ngshare.storage.base import CHUNK, Digest
+from ngshare.storage.base import CHUNK, Digest, HashMismatch, UploadBusy
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -66,6 +68,29 @@ class LocalBlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()
 
+    def size(self, sha256: str) -> int | None:
+        try:
+            return self.path_for(sha256).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def touch(self, sha256: str) -> bool:
+        return self._touch(self.path_for(sha256))
+
+    def _partial_path(self, sha256: str, key: str) -> Path:
+        self.path_for(sha256)  # validates the name
+        tag = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.tmp / f"partial-{sha256}-{tag}"
+
+    def begin_upload(self, sha256: str, key: str) -> LocalUpload:
+        return LocalUpload(self, sha256, self._partial_path(sha256, key))
+
+    def upload_offset(self, sha256: str, key: str) -> int:
+        try:
+            return self._partial_path(sha256, key).stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def open(self, sha256: str) -> BinaryIO:
         return self.path_for(sha256).open("rb")
 
@@ -91,6 +116,57 @@ class LocalBlobStore:
         fd, name = tempfile.mkstemp(dir=self.tmp, prefix="ready-")
         os.close(fd)
         os.unlink(name)
+
+
+class LocalUpload:
+    """An upload appended to `tmp/partial-<sha256>-<uploader>`, renamed into place when whole.
+
+    The sha256 is computed while the bytes arrive; an upload resumed in a later
+    request re-reads what it already holds once, at the start.
+    """
+
+    def __init__(self, store: LocalBlobStore, sha256: str, partial: Path) -> None:
+        self.store = store
+        self.sha256 = sha256
+        self.partial = partial
+        self.handle = partial.open("ab")
+        try:
+            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise UploadBusy(sha256) from None
+        self.offset = self.handle.tell()
+        self.hasher = hashlib.sha256()
+        if self.offset:
+            with partial.open("rb") as existing:
+                while chunk := existing.read(CHUNK):
+                    self.hasher.update(chunk)
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.hasher.update(data)
+        self.offset += len(data)
+
+    def finish(self) -> Digest:
+        actual = self.hasher.hexdigest()
+        if actual != self.sha256:
+            self.abort()
+            raise HashMismatch(self.sha256, actual)
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        self.store._commit(self.partial, self.store.path_for(self.sha256))
+        return Digest(sha256=actual, md5="", size=self.offset)
+
+    def suspend(self) -> None:
+        if not self.handle.closed:
+            self.handle.flush()
+            self.handle.close()
+
+    def abort(self) -> None:
+        if not self.handle.closed:
+            self.handle.close()
+        self.partial.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -1,0 +1,15 @@
+"""The v2 API: raw streamed bytes, content addressing, atomic manifests, bulk operations.
+
+Errors have the shape `{"error": {"status", "reason", "message", ...}}`.
+"""
+
+from fastapi import APIRouter
+
+from ngshare.api.v2 import assignments, blobs, courses, feedback, submissions
+
+
+def build_router() -> APIRouter:
+    router = APIRouter()
+    for module in (courses, blobs, assignments, submissions, feedback):
+        router.include_router(module.router)
+    return router

@@ -1,0 +1,183 @@
+"""v2 assignments: list, manifest of a release version, release, withdraw, archive.
+
+Releasing a manifest makes a new version unless it equals the current one
+(then the call is an idempotent no-op). Earlier versions stay readable with
+`?version=N`, so submissions keep pointing at what they were made against.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ngshare.api.permissions import check_name
+from ngshare.api.v2.deps import CourseInstructor, CourseMember, State
+from ngshare.api.v2.schemas import (
+    AssignmentList,
+    AssignmentOut,
+    AssignmentSummary,
+    Manifest,
+    ManifestFile,
+)
+from ngshare.api.v2.transfer import archive_response
+from ngshare.db.models import Assignment, FileSet, Release
+from ngshare.domain.archives import ArchiveEntry
+from ngshare.domain.filesets import ListedFile, create_fileset, list_files, manifest_digest
+from ngshare.domain.lookup import released_assignment
+from ngshare.domain.manifests import check_manifest, check_quota
+from ngshare.errors import Conflict, NotFound
+from ngshare.timestamps import utcnow
+
+router = APIRouter(tags=["v2: assignments"])
+
+
+def manifest_files(files: list[ListedFile]) -> list[ManifestFile]:
+    return [
+        ManifestFile(path=f.path, sha256=f.sha256, size=f.size, executable=f.executable)
+        for f in files
+    ]
+
+
+def _release(session: Session, assignment: Assignment, version: int | None) -> Release:
+    if version is None:
+        release = session.get(Release, assignment.current_release_id)
+    else:
+        release = session.scalar(
+            select(Release).where(
+                Release.assignment_id == assignment.id, Release.version == version
+            )
+        )
+    if release is None:
+        raise NotFound(f"Assignment {assignment.name} has no version {version}")
+    return release
+
+
+def _summary(assignment: Assignment, release: Release, fileset: FileSet) -> dict:
+    return {
+        "name": assignment.name,
+        "version": release.version,
+        "released_at": release.created_at,
+        "file_count": fileset.file_count,
+        "total_size": fileset.total_size,
+    }
+
+
+@router.get("/courses/{course}/assignments", response_model=AssignmentList)
+def list_assignments(ctx: CourseMember, state: State) -> AssignmentList:
+    """Released assignments with their current version, in order of first release."""
+    with state.db.read() as session:
+        rows = session.execute(
+            select(Assignment, Release, FileSet)
+            .join(Release, Release.id == Assignment.current_release_id)
+            .join(FileSet, FileSet.id == Release.fileset_id)
+            .where(Assignment.course_id == ctx.course_id)
+            .order_by(Assignment.id)
+        )
+        items = [AssignmentSummary(**_summary(a, r, f)) for a, r, f in rows]
+    return AssignmentList(assignments=items)
+
+
+@router.get("/courses/{course}/assignments/{assignment}", response_model=AssignmentOut)
+def get_assignment(
+    assignment: str,
+    ctx: CourseMember,
+    state: State,
+    version: int | None = Query(None, ge=1, description="A release version (default: current)"),
+) -> AssignmentOut:
+    with state.db.read() as session:
+        row = released_assignment(session, ctx.course_id, assignment)
+        release = _release(session, row, version)
+        fileset = session.get(FileSet, release.fileset_id)
+        assert fileset is not None
+        latest = session.scalar(
+            select(func.max(Release.version)).where(Release.assignment_id == row.id)
+        )
+        files = manifest_files(list_files(session, release.fileset_id))
+    return AssignmentOut(**_summary(row, release, fileset), latest_version=latest, files=files)
+
+
+@router.put(
+    "/courses/{course}/assignments/{assignment}",
+    response_model=AssignmentOut,
+    responses={409: {"description": "Blobs missing (`missing` lists them)"}},
+)
+def release_assignment(
+    assignment: str, manifest: Manifest, ctx: CourseInstructor, state: State
+) -> JSONResponse:
+    """Release the tree as the next version (201), or confirm the identical current one (200)."""
+    check_name(assignment, "assignment")
+    staged = check_manifest(manifest.files, state.limits, state.store)
+    digest = manifest_digest(staged)
+    try:
+        with state.db.write() as session:
+            row = session.scalar(
+                select(Assignment).where(
+                    Assignment.course_id == ctx.course_id, Assignment.name == assignment
+                )
+            )
+            if row is None:
+                row = Assignment(course_id=ctx.course_id, name=assignment)
+                session.add(row)
+                session.flush()
+            current = (
+                session.get(Release, row.current_release_id) if row.current_release_id else None
+            )
+            created = current is None or current.fileset.digest != digest
+            if created:
+                check_quota(
+                    session, ctx.course_id, sum(f.digest.size for f in staged), state.limits
+                )
+                latest = session.scalar(
+                    select(func.coalesce(func.max(Release.version), 0)).where(
+                        Release.assignment_id == row.id
+                    )
+                )
+                fileset = create_fileset(session, "release", staged)
+                current = Release(
+                    assignment_id=row.id,
+                    version=latest + 1,
+                    fileset_id=fileset.id,
+                    created_by=ctx.user.name,
+                )
+                session.add(current)
+                session.flush()
+                row.current_release_id = current.id
+                row.released_at = utcnow()
+            body = AssignmentOut(
+                **_summary(row, current, current.fileset),
+                latest_version=current.version,
+                files=manifest.files,
+            )
+    except IntegrityError:
+        raise Conflict("The assignment was released by another request at the same time") from None
+    return JSONResponse(body.model_dump(mode="json"), status_code=201 if created else 200)
+
+
+@router.delete("/courses/{course}/assignments/{assignment}")
+def withdraw_assignment(assignment: str, ctx: CourseInstructor, state: State) -> JSONResponse:
+    """Withdraw the current release; versions and submissions are kept."""
+    with state.db.write() as session:
+        released_assignment(session, ctx.course_id, assignment).current_release_id = None
+    return JSONResponse({"withdrawn": assignment})
+
+
+@router.get("/courses/{course}/assignments/{assignment}/archive")
+def download_assignment_archive(
+    assignment: str,
+    request: Request,
+    ctx: CourseMember,
+    state: State,
+    format: str = Query("tar", description="tar or zip"),
+    version: int | None = Query(None, ge=1),
+) -> StreamingResponse:
+    """The whole release as one streamed archive, files under `<assignment>/`."""
+    with state.db.read() as session:
+        row = released_assignment(session, ctx.course_id, assignment)
+        files = list_files(session, _release(session, row, version).fileset_id)
+    entries = [
+        ArchiveEntry(f"{assignment}/{f.path}", f.sha256, f.size, f.executable) for f in files
+    ]
+    return archive_response(format, assignment, entries, state.store)

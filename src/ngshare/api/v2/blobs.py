@@ -1,0 +1,144 @@
+"""v2 blobs: which are missing, streamed and resumable uploads, ranged downloads.
+
+An upload names the blob by its sha256 and states its total `size`; the body
+is a raw byte stream (a whole file, or the next piece from `offset`). The
+server hashes while it writes and refuses a mismatch. A dropped connection
+keeps what arrived: ask `GET .../upload` for the offset and continue there.
+"""
+
+from __future__ import annotations
+
+import re
+
+import anyio
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
+
+from ngshare.api.v2.deps import CourseMember, State
+from ngshare.api.v2.schemas import BlobStored, HashList, Missing, UploadState
+from ngshare.api.v2.transfer import blob_response
+from ngshare.domain.access import may_read_blob
+from ngshare.errors import BadRequest, Conflict, NotFound, TooLarge
+from ngshare.storage import HashMismatch, Upload, UploadBusy
+
+router = APIRouter(tags=["v2: blobs"])
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+WRITE_BATCH = 4 * 1024 * 1024
+
+
+def check_sha256(value: str) -> str:
+    if not SHA256_RE.match(value):
+        raise BadRequest(f"Not a sha256 hex digest: {value[:80]!r}")
+    return value
+
+
+@router.post("/courses/{course}/blobs/missing", response_model=Missing)
+def missing_blobs(body: HashList, ctx: CourseMember, state: State) -> Missing:
+    """The digests of `sha256` that the server lacks; present ones are kept from the GC."""
+    if len(body.sha256) > state.limits.files_per_upload:
+        raise TooLarge(f"Too many digests: the limit is {state.limits.files_per_upload}")
+    wanted = [check_sha256(value) for value in dict.fromkeys(body.sha256)]
+    return Missing(missing=[sha for sha in wanted if not state.store.touch(sha)])
+
+
+@router.get("/courses/{course}/blobs/{sha256}/upload", response_model=UploadState)
+def upload_state(sha256: str, ctx: CourseMember, state: State) -> UploadState:
+    check_sha256(sha256)
+    if state.store.exists(sha256):
+        return UploadState(sha256=sha256, offset=state.store.size(sha256) or 0, complete=True)
+    offset = state.store.upload_offset(sha256, ctx.user.name)
+    return UploadState(sha256=sha256, offset=offset, complete=False)
+
+
+@router.put(
+    "/courses/{course}/blobs/{sha256}",
+    status_code=201,
+    response_model=BlobStored,
+    responses={202: {"model": UploadState, "description": "Partial upload kept; continue"}},
+)
+async def upload_blob(
+    sha256: str,
+    request: Request,
+    ctx: CourseMember,
+    state: State,
+    size: int = Query(ge=0, description="Total size of the blob in bytes"),
+    offset: int = Query(0, ge=0, description="Where this body starts (for resuming)"),
+) -> Response:
+    """Receive a blob's bytes (or the next piece of them) as the raw request body."""
+    check_sha256(sha256)
+    if size > state.limits.file_bytes:
+        mib = state.limits.file_bytes // 2**20
+        raise TooLarge(f"The file exceeds the largest file limit of {mib} MiB")
+    if await anyio.to_thread.run_sync(state.store.touch, sha256):
+        return JSONResponse(BlobStored(sha256=sha256, size=size).model_dump(), status_code=200)
+    upload = await _begin(state, sha256, ctx.user.name)
+    if upload.offset != offset:
+        held = upload.offset
+        await anyio.to_thread.run_sync(upload.suspend)
+        raise Conflict(
+            f"The server holds {held} bytes of this upload; continue with offset={held}",
+            reason="offset_mismatch",
+            extra={"offset": held},
+        )
+    try:
+        await _receive(request, upload, size)
+    except BaseException:
+        await anyio.to_thread.run_sync(upload.suspend)
+        raise
+    if upload.offset < size:
+        await anyio.to_thread.run_sync(upload.suspend)
+        body = UploadState(sha256=sha256, offset=upload.offset, complete=False)
+        return JSONResponse(body.model_dump(), status_code=202)
+    try:
+        digest = await anyio.to_thread.run_sync(upload.finish)
+    except HashMismatch as exc:
+        raise BadRequest(
+            f"The bytes received hash to {exc.actual}, not {exc.expected}", reason="hash_mismatch"
+        ) from None
+    return JSONResponse(BlobStored(sha256=sha256, size=digest.size).model_dump(), status_code=201)
+
+
+async def _begin(state, sha256: str, uploader: str) -> Upload:
+    try:
+        return await anyio.to_thread.run_sync(state.store.begin_upload, sha256, uploader)
+    except UploadBusy:
+        raise Conflict(
+            "This file is being uploaded by another request of yours; wait for it",
+            reason="upload_busy",
+        ) from None
+
+
+async def _receive(request: Request, upload: Upload, size: int) -> None:
+    """Append the body to `upload` in batches written off the event loop."""
+    batch = bytearray()
+    try:
+        async for chunk in request.stream():
+            if upload.offset + len(batch) + len(chunk) > size:
+                await anyio.to_thread.run_sync(upload.abort)
+                raise BadRequest(f"The body is longer than the declared size of {size} bytes")
+            batch += chunk
+            if len(batch) >= WRITE_BATCH:
+                await anyio.to_thread.run_sync(upload.write, batch)
+                batch = bytearray()
+    except ClientDisconnect:
+        await anyio.to_thread.run_sync(upload.write, batch)
+        await anyio.to_thread.run_sync(upload.suspend)
+        raise BadRequest(
+            f"Connection closed at byte {upload.offset}; resume with offset={upload.offset}"
+        ) from None
+    if batch:
+        await anyio.to_thread.run_sync(upload.write, batch)
+
+
+@router.get("/courses/{course}/blobs/{sha256}", response_class=Response)
+def download_blob(sha256: str, request: Request, ctx: CourseMember, state: State) -> Response:
+    """A blob's bytes, if some tree of the course that the caller may read contains it."""
+    check_sha256(sha256)
+    with state.db.read() as session:
+        allowed = may_read_blob(session, ctx, sha256)
+    size = state.store.size(sha256) if allowed else None
+    if size is None:
+        raise NotFound("File not found")
+    return blob_response(request, state.store, sha256, size)

@@ -1,0 +1,80 @@
+"""v2 feedback on one submission: replace, read, withdraw."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import delete, select
+
+from ngshare.api.v2.assignments import manifest_files
+from ngshare.api.v2.deps import CourseInstructor, InstructorOrSelf, State
+from ngshare.api.v2.schemas import FeedbackOut, Manifest
+from ngshare.api.v2.submissions import find_submission_row
+from ngshare.db.models import Feedback, FileSet
+from ngshare.domain.filesets import create_fileset, list_files, manifest_digest
+from ngshare.domain.manifests import check_manifest
+from ngshare.errors import NotFound
+
+router = APIRouter(tags=["v2: feedback"])
+
+PATH = "/courses/{course}/assignments/{assignment}/submissions/{student}/{submission_id}/feedback"
+
+
+@router.put(PATH, response_model=FeedbackOut)
+def put_feedback(
+    assignment: str,
+    student: str,
+    submission_id: int,
+    manifest: Manifest,
+    ctx: CourseInstructor,
+    state: State,
+) -> FeedbackOut:
+    """Set the feedback of a submission, replacing earlier feedback (same tree: no change)."""
+    with state.db.read() as session:
+        find_submission_row(session, ctx, assignment, student, submission_id)
+    staged = check_manifest(manifest.files, state.limits, state.store)
+    with state.db.write() as session:
+        old = session.scalar(select(Feedback).where(Feedback.submission_id == submission_id))
+        if old is not None and old.fileset.digest == manifest_digest(staged):
+            return FeedbackOut(
+                submission_id=submission_id, updated_at=old.created_at, files=manifest.files
+            )
+        if old is not None:
+            session.delete(old)
+            session.flush()
+            session.execute(delete(FileSet).where(FileSet.id == old.fileset_id))
+        fileset = create_fileset(session, "feedback", staged)
+        new = Feedback(submission_id=submission_id, fileset_id=fileset.id, created_by=ctx.user.name)
+        session.add(new)
+        session.flush()
+        return FeedbackOut(
+            submission_id=submission_id, updated_at=new.created_at, files=manifest.files
+        )
+
+
+@router.get(PATH, response_model=FeedbackOut)
+def get_feedback(
+    assignment: str, student: str, submission_id: int, ctx: InstructorOrSelf, state: State
+) -> FeedbackOut:
+    with state.db.read() as session:
+        found = find_submission_row(session, ctx, assignment, student, submission_id)
+        feedback = found[3]
+        if feedback is None:
+            raise NotFound("No feedback for this submission")
+        files = manifest_files(list_files(session, feedback.fileset_id))
+    return FeedbackOut(submission_id=submission_id, updated_at=feedback.created_at, files=files)
+
+
+@router.delete(PATH)
+def withdraw_feedback(
+    assignment: str, student: str, submission_id: int, ctx: CourseInstructor, state: State
+) -> JSONResponse:
+    with state.db.write() as session:
+        find_submission_row(session, ctx, assignment, student, submission_id)
+        old = session.scalar(select(Feedback).where(Feedback.submission_id == submission_id))
+        if old is None:
+            raise NotFound("No feedback for this submission")
+        session.delete(old)
+        session.flush()
+        session.execute(delete(FileSet).where(FileSet.id == old.fileset_id))
+    return JSONResponse({"withdrawn": submission_id})

@@ -1,0 +1,240 @@
+"""v2 submissions: submit a manifest, list (in bulk), read one, collect many.
+
+A submission is committed from a manifest once its blobs are uploaded. With
+an `Idempotency-Key` header, repeating the same request (after a dropped
+connection) returns the submission already made instead of a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from ngshare.api.v2.assignments import manifest_files
+from ngshare.api.v2.deps import CourseInstructor, CourseMember, InstructorOrSelf, State
+from ngshare.api.v2.schemas import Manifest, SubmissionDetail, SubmissionList, SubmissionOut
+from ngshare.api.v2.transfer import archive_response
+from ngshare.db.models import Feedback, FileSet, Release, Submission
+from ngshare.domain.archives import ArchiveEntry, InlineEntry
+from ngshare.domain.filesets import create_fileset, list_files
+from ngshare.domain.lookup import latest_timestamp, released_assignment
+from ngshare.domain.manifests import check_manifest, check_quota
+from ngshare.errors import BadRequest, Conflict, NotFound
+from ngshare.timestamps import format_v1, next_after, utcnow
+
+router = APIRouter(tags=["v2: submissions"])
+
+KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+SUBMIT_ATTEMPTS = 5
+
+
+def _query(assignment_id: int) -> Select:
+    """Submissions with their release version, file set and feedback, in one query."""
+    feedback_set = aliased(FileSet)
+    return (
+        select(Submission, Release.version, FileSet, Feedback, feedback_set)
+        .join(FileSet, FileSet.id == Submission.fileset_id)
+        .outerjoin(Release, Release.id == Submission.release_id)
+        .outerjoin(Feedback, Feedback.submission_id == Submission.id)
+        .outerjoin(feedback_set, feedback_set.id == Feedback.fileset_id)
+        .where(Submission.assignment_id == assignment_id)
+        .order_by(Submission.timestamp, Submission.student)
+    )
+
+
+def _out(row) -> dict:
+    submission, version, fileset, feedback, feedback_set = row
+    return {
+        "id": submission.id,
+        "student": submission.student,
+        "timestamp": format_v1(submission.timestamp),
+        "submitted_at": submission.timestamp,
+        "release_version": version,
+        "file_count": fileset.file_count,
+        "total_size": fileset.total_size,
+        "feedback": None
+        if feedback is None
+        else {"updated_at": feedback.created_at, "file_count": feedback_set.file_count},
+    }
+
+
+def _latest_only(query: Select, assignment_id: int) -> Select:
+    newest = (
+        select(Submission.student, func.max(Submission.timestamp).label("newest"))
+        .where(Submission.assignment_id == assignment_id)
+        .group_by(Submission.student)
+        .subquery()
+    )
+    return query.join(
+        newest,
+        (newest.c.student == Submission.student) & (newest.c.newest == Submission.timestamp),
+    )
+
+
+@router.post(
+    "/courses/{course}/assignments/{assignment}/submissions",
+    status_code=201,
+    response_model=SubmissionOut,
+)
+def submit(
+    assignment: str,
+    manifest: Manifest,
+    ctx: CourseMember,
+    state: State,
+    idempotency_key: str | None = Header(None, description="Repeat-safe key chosen by the client"),
+) -> JSONResponse:
+    """Submit the tree as the caller's newest submission."""
+    if idempotency_key is not None and not KEY_RE.match(idempotency_key):
+        raise BadRequest("Idempotency-Key must be 1-64 letters, digits or ._:-")
+    with state.db.read() as session:
+        row = released_assignment(session, ctx.course_id, assignment)
+        replay = _replay(session, row.id, ctx.user.name, idempotency_key)
+        if replay is not None:
+            return JSONResponse(replay, status_code=200)
+    staged = check_manifest(manifest.files, state.limits, state.store)
+    for _attempt in range(SUBMIT_ATTEMPTS):
+        try:
+            with state.db.write() as session:
+                row = released_assignment(session, ctx.course_id, assignment)
+                check_quota(
+                    session, ctx.course_id, sum(f.digest.size for f in staged), state.limits
+                )
+                stamp = next_after(utcnow(), latest_timestamp(session, row.id, ctx.user.name))
+                fileset = create_fileset(session, "submission", staged)
+                submission = Submission(
+                    assignment_id=row.id,
+                    student=ctx.user.name,
+                    timestamp=stamp,
+                    release_id=row.current_release_id,
+                    fileset_id=fileset.id,
+                    client_key=idempotency_key,
+                )
+                session.add(submission)
+                session.flush()
+                body = _out(
+                    session.execute(_query(row.id).where(Submission.id == submission.id)).one()
+                )
+            return JSONResponse(SubmissionOut(**body).model_dump(mode="json"), status_code=201)
+        except IntegrityError:
+            with state.db.read() as session:
+                replay = _replay(session, row.id, ctx.user.name, idempotency_key)
+            if replay is not None:
+                return JSONResponse(replay, status_code=200)
+    raise Conflict("Another submission is in progress; try again")
+
+
+def _replay(session: Session, assignment_id: int, student: str, key: str | None) -> dict | None:
+    if key is None:
+        return None
+    found = session.execute(
+        _query(assignment_id).where(Submission.student == student, Submission.client_key == key)
+    ).first()
+    return None if found is None else SubmissionOut(**_out(found)).model_dump(mode="json")
+
+
+@router.get("/courses/{course}/assignments/{assignment}/submissions", response_model=SubmissionList)
+def list_submissions(
+    assignment: str,
+    ctx: CourseInstructor,
+    state: State,
+    latest: bool = Query(False, description="Only each student's newest submission"),
+) -> SubmissionList:
+    """Every submission with its feedback state, in one request."""
+    with state.db.read() as session:
+        row = released_assignment(session, ctx.course_id, assignment)
+        query = _latest_only(_query(row.id), row.id) if latest else _query(row.id)
+        items = [SubmissionOut(**_out(r)) for r in session.execute(query)]
+    return SubmissionList(submissions=items)
+
+
+@router.get(
+    "/courses/{course}/assignments/{assignment}/submissions/{student}",
+    response_model=SubmissionList,
+)
+def list_student_submissions(
+    assignment: str, student: str, ctx: InstructorOrSelf, state: State
+) -> SubmissionList:
+    with state.db.read() as session:
+        row = released_assignment(session, ctx.course_id, assignment)
+        rows = session.execute(_query(row.id).where(Submission.student == student))
+        items = [SubmissionOut(**_out(r)) for r in rows]
+    return SubmissionList(submissions=items)
+
+
+def find_submission_row(session: Session, ctx, assignment: str, student: str, submission_id: int):
+    row = released_assignment(session, ctx.course_id, assignment)
+    found = session.execute(
+        _query(row.id).where(Submission.student == student, Submission.id == submission_id)
+    ).first()
+    if found is None:
+        raise NotFound("Submission not found")
+    return found
+
+
+@router.get(
+    "/courses/{course}/assignments/{assignment}/submissions/{student}/{submission_id}",
+    response_model=SubmissionDetail,
+)
+def get_submission(
+    assignment: str, student: str, submission_id: int, ctx: InstructorOrSelf, state: State
+) -> SubmissionDetail:
+    with state.db.read() as session:
+        found = find_submission_row(session, ctx, assignment, student, submission_id)
+        files = manifest_files(list_files(session, found[0].fileset_id))
+    return SubmissionDetail(**_out(found), files=files)
+
+
+@router.get(
+    "/courses/{course}/assignments/{assignment}/submissions/{student}/{submission_id}/archive"
+)
+def download_submission_archive(
+    assignment: str,
+    student: str,
+    submission_id: int,
+    ctx: InstructorOrSelf,
+    state: State,
+    format: str = Query("tar", description="tar or zip"),
+) -> StreamingResponse:
+    with state.db.read() as session:
+        found = find_submission_row(session, ctx, assignment, student, submission_id)
+        files = list_files(session, found[0].fileset_id)
+    entries = [ArchiveEntry(f"{student}/{f.path}", f.sha256, f.size, f.executable) for f in files]
+    return archive_response(format, f"{assignment}-{student}", entries, state.store)
+
+
+@router.get("/courses/{course}/assignments/{assignment}/collect")
+def collect(
+    assignment: str,
+    ctx: CourseInstructor,
+    state: State,
+    format: str = Query("tar", description="tar or zip"),
+    students: str | None = Query(None, description="Comma-separated students (default: all)"),
+) -> StreamingResponse:
+    """Every student's newest submission in one archive: `<student>/<files>`.
+
+    The archive starts with `submissions.json`, which lists student, id and
+    timestamp of each submission it contains.
+    """
+    wanted = {s for s in (students or "").split(",") if s}
+    with state.db.read() as session:
+        row = released_assignment(session, ctx.course_id, assignment)
+        query = _latest_only(_query(row.id), row.id)
+        if wanted:
+            query = query.where(Submission.student.in_(wanted))
+        picked = [
+            (r[0].student, _out(r), list_files(session, r[0].fileset_id))
+            for r in session.execute(query)
+        ]
+    index = [{k: out[k] for k in ("student", "id", "timestamp")} for _s, out, _f in picked]
+    entries: list = [InlineEntry("submissions.json", json.dumps(index, indent=1).encode())]
+    for student, _out_row, files in picked:
+        entries += [
+            ArchiveEntry(f"{student}/{f.path}", f.sha256, f.size, f.executable) for f in files
+        ]
+    return archive_response(format, f"{assignment}-submissions", entries, state.store)

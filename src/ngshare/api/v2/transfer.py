@@ -1,0 +1,84 @@
+"""Streaming responses for v2: one blob with ETag and Range, or a whole archive."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from ngshare.domain.archives import FORMATS, Entry, stream_archive
+from ngshare.errors import BadRequest, NgshareError
+from ngshare.storage import BlobStore
+from ngshare.storage.base import CHUNK
+
+RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def blob_response(request: Request, store: BlobStore, sha256: str, size: int) -> Response:
+    """The blob's bytes; 304 for a matching If-None-Match, 206 for one byte range."""
+    headers = {
+        "ETag": f'"{sha256}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=31536000, immutable",
+    }
+    if sha256 in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    start, end = 0, size - 1
+    status = 200
+    requested = request.headers.get("range")
+    if requested:
+        start, end = _parse_range(requested, size)
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(max(0, end - start + 1))
+    body = _read_range(store, sha256, start, end + 1)
+    return StreamingResponse(
+        body, status_code=status, headers=headers, media_type="application/octet-stream"
+    )
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int]:
+    match = RANGE_RE.match(value.strip())
+    if not match or match.groups() == ("", ""):
+        raise BadRequest("Only one byte range of the form bytes=START-END is supported")
+    first, last = match.groups()
+    if first == "":
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        raise NgshareError(
+            f"Range not satisfiable: the file has {size} bytes",
+            status=416,
+            reason="range_not_satisfiable",
+        )
+    return start, end
+
+
+def _read_range(store: BlobStore, sha256: str, start: int, stop: int) -> Iterator[bytes]:
+    with store.open(sha256) as handle:
+        handle.seek(start)
+        remaining = stop - start
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+
+
+def archive_response(
+    fmt: str, filename: str, entries: Iterable[Entry], store: BlobStore
+) -> StreamingResponse:
+    if fmt not in FORMATS:
+        raise BadRequest(f"Unknown archive format {fmt!r}: use tar or zip")
+    disposition = f"attachment; filename*=UTF-8''{quote(filename)}.{fmt}"
+    return StreamingResponse(
+        stream_archive(fmt, entries, store),
+        media_type=FORMATS[fmt],
+        headers={"Content-Disposition": disposition},
+    )

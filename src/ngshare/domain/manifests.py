@@ -1,0 +1,79 @@
+"""Checking a v2 manifest before it is committed.
+
+A manifest names every file of a tree by path, sha256, size and executable
+bit. It is accepted only when the tree is well formed, within the limits and
+the course quota, and every blob it names is already stored with the stated
+size. Present blobs are touched, so the garbage collector leaves them alone
+until the commit has made them referenced.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, union_all
+from sqlalchemy.orm import Session
+
+from ngshare.config import Limits
+from ngshare.db.models import Assignment, Feedback, FileSet, Release, Submission
+from ngshare.domain.filesets import StagedFile
+from ngshare.errors import BadRequest, Conflict, TooLarge
+from ngshare.paths import check_tree
+from ngshare.storage import BlobStore, Digest
+
+
+def check_manifest(files: list, limits: Limits, store: BlobStore) -> list[StagedFile]:
+    """StagedFiles for the manifest entries (objects with path, sha256, size, executable)."""
+    if len(files) > limits.files_per_upload:
+        raise TooLarge(f"Too many files: the limit is {limits.files_per_upload} per upload")
+    check_tree(f.path for f in files)
+    total = 0
+    for entry in files:
+        if entry.size > limits.file_bytes:
+            mib = limits.file_bytes // 2**20
+            raise TooLarge(f"File {entry.path} exceeds the largest file limit of {mib} MiB")
+        total += entry.size
+    if total > limits.upload_bytes:
+        mib = limits.upload_bytes // 2**20
+        raise TooLarge(f"The files add up to more than the upload limit of {mib} MiB")
+    missing = []
+    for sha256, size in {f.sha256: f.size for f in files}.items():
+        stored = store.size(sha256)
+        if stored is None:
+            missing.append(sha256)
+        elif stored != size:
+            raise BadRequest(f"Blob {sha256} holds {stored} bytes, the manifest says {size}")
+        else:
+            store.touch(sha256)
+    if missing:
+        raise Conflict(
+            f"{len(missing)} file(s) are not uploaded yet; upload the missing blobs first",
+            reason="blobs_missing",
+            extra={"missing": missing},
+        )
+    return [
+        StagedFile(f.path, Digest(f.sha256, "", f.size), executable=f.executable) for f in files
+    ]
+
+
+def course_usage(session: Session, course_id: int) -> int:
+    """Bytes the course's releases, submissions and feedback take at full size."""
+    assignments = select(Assignment.id).where(Assignment.course_id == course_id)
+    submissions = select(Submission.id).where(Submission.assignment_id.in_(assignments))
+    filesets = union_all(
+        select(Release.fileset_id).where(Release.assignment_id.in_(assignments)),
+        select(Submission.fileset_id).where(Submission.assignment_id.in_(assignments)),
+        select(Feedback.fileset_id).where(Feedback.submission_id.in_(submissions)),
+    ).subquery()
+    used = session.scalar(
+        select(func.coalesce(func.sum(FileSet.total_size), 0)).where(
+            FileSet.id.in_(select(filesets.c[0]))
+        )
+    )
+    return int(used or 0)
+
+
+def check_quota(session: Session, course_id: int, adding: int, limits: Limits) -> None:
+    if not limits.course_quota_bytes:
+        return
+    if course_usage(session, course_id) + adding > limits.course_quota_bytes:
+        mib = limits.course_quota_bytes // 2**20
+        raise TooLarge(f"The course storage quota of {mib} MiB would be exceeded")
