@@ -1,0 +1,334 @@
+"""NgshareClient: the v2 API over httpx, with streaming, resuming and retries.
+
+Uploads: scan the tree (one hashing pass), ask which blobs the server lacks
+(one request for the whole tree), stream only those from disk, resuming an
+interrupted one at the offset the server reports, then commit the manifest.
+Downloads: fetch the manifest, stream each blob to a temporary file while
+hashing it, resume with a Range request after a dropped connection, and move
+the verified tree into place. Idempotent requests are retried with backoff;
+submissions carry an Idempotency-Key so a retried commit is not doubled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ngshare.client.errors import ClientError
+from ngshare.client.trees import CHUNK, LocalFile, NoProgress, Progress, safe_target, scan_tree
+
+RETRY_STATUSES = {502, 503, 504}
+UPLOAD_CHUNK = 4 * 1024 * 1024
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+class NgshareClient:
+    """A session with one ngshare server as one user.
+
+    `url` is the service base including its prefix (e.g.
+    `http://hub/services/ngshare`); the v2 API lives under `<url>/v2/`.
+    Give `token` for JupyterHub / token-file servers, or `user` for a dev server.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        user: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        progress: Progress | None = None,
+    ) -> None:
+        headers = {"Authorization": f"token {token}"} if token else {}
+        self.params = {"user": user} if user else {}
+        self.retries = retries
+        self.backoff = backoff
+        self.progress = progress or NoProgress()
+        self.http = httpx.Client(
+            base_url=url.rstrip("/") + "/v2/",
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=httpx.HTTPTransport(retries=2),
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> NgshareClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # Plumbing
+
+    def request(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
+        """Send a request and return the JSON answer; raise ClientError on failure."""
+        response = self._send(method, path, idempotent=idempotent, **kwargs)
+        return response.json() if response.content else {}
+
+    def _send(self, method: str, path: str, *, idempotent: bool, **kwargs: Any) -> httpx.Response:
+        params = {**self.params, **kwargs.pop("params", {})}
+        attempts = self.retries + 1 if idempotent else 1
+        for attempt in range(attempts):
+            try:
+                response = self.http.request(method, path, params=params, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt + 1 < attempts:
+                    self._sleep(attempt)
+                    continue
+                raise ClientError(f"Cannot reach the ngshare server: {exc}") from exc
+            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
+                self._sleep(attempt)
+                continue
+            if response.is_error:
+                raise _error(response)
+            return response
+        raise AssertionError("unreachable")
+
+    def _sleep(self, attempt: int) -> None:
+        time.sleep(self.backoff * (2**attempt))
+
+    # Reading
+
+    def courses(self) -> list[dict]:
+        return self.request("GET", "courses")["courses"]
+
+    def assignments(self, course: str) -> list[dict]:
+        return self.request("GET", f"courses/{_q(course)}/assignments")["assignments"]
+
+    def assignment(self, course: str, name: str, version: int | None = None) -> dict:
+        params = {"version": version} if version else {}
+        return self.request("GET", f"courses/{_q(course)}/assignments/{_q(name)}", params=params)
+
+    def submissions(self, course: str, assignment: str, *, latest: bool = False) -> list[dict]:
+        path = f"courses/{_q(course)}/assignments/{_q(assignment)}/submissions"
+        return self.request("GET", path, params={"latest": str(latest).lower()})["submissions"]
+
+    def student_submissions(self, course: str, assignment: str, student: str) -> list[dict]:
+        path = f"courses/{_q(course)}/assignments/{_q(assignment)}/submissions/{_q(student)}"
+        return self.request("GET", path)["submissions"]
+
+    def submission(self, course: str, assignment: str, student: str, submission_id: int) -> dict:
+        return self.request(
+            "GET", self._submission_path(course, assignment, student, submission_id)
+        )
+
+    def feedback(self, course: str, assignment: str, student: str, submission_id: int) -> dict:
+        path = self._submission_path(course, assignment, student, submission_id) + "/feedback"
+        return self.request("GET", path)
+
+    @staticmethod
+    def _submission_path(course: str, assignment: str, student: str, submission_id: int) -> str:
+        return (
+            f"courses/{_q(course)}/assignments/{_q(assignment)}/submissions/"
+            f"{_q(student)}/{int(submission_id)}"
+        )
+
+    # Uploading
+
+    def missing(self, course: str, hashes: list[str]) -> set[str]:
+        path = f"courses/{_q(course)}/blobs/missing"
+        return set(self.request("POST", path, json={"sha256": hashes})["missing"])
+
+    def upload_files(self, course: str, files: list[LocalFile], label: str = "upload") -> int:
+        """Upload the blobs of `files` the server lacks; returns the bytes sent."""
+        unique = {f.sha256: f for f in files}
+        wanted = self.missing(course, list(unique)) if unique else set()
+        todo = [unique[sha] for sha in unique if sha in wanted]
+        self.progress.start(sum(f.size for f in todo), len(todo), label)
+        sent = 0
+        try:
+            for item in todo:
+                sent += self._upload_blob(course, item)
+                self.progress.file_done(item.path)
+        finally:
+            self.progress.finish()
+        return sent
+
+    def _upload_blob(self, course: str, item: LocalFile) -> int:
+        path = f"courses/{_q(course)}/blobs/{item.sha256}"
+        offset = 0
+        for attempt in range(self.retries + 1):
+            try:
+                return self._put_from(path, item, offset)
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise ClientError(f"Upload of {item.path} failed: {exc}") from exc
+                self._sleep(attempt)
+                offset = self.request("GET", path + "/upload")["offset"]
+                if offset >= item.size:
+                    return 0
+        raise AssertionError("unreachable")
+
+    def _put_from(self, path: str, item: LocalFile, offset: int) -> int:
+        params = {**self.params, "size": item.size, "offset": offset}
+        response = self.http.put(
+            path,
+            params=params,
+            content=self._read_from(item.source, offset),
+            headers={"Content-Length": str(item.size - offset)},
+        )
+        if response.status_code == 409 and response.json()["error"].get("offset") is not None:
+            return self._put_from(path, item, response.json()["error"]["offset"])
+        if response.is_error:
+            raise _error(response)
+        return item.size - offset
+
+    def _read_from(self, source: Path, offset: int) -> Iterator[bytes]:
+        with source.open("rb") as handle:
+            handle.seek(offset)
+            while chunk := handle.read(UPLOAD_CHUNK):
+                self.progress.advance(len(chunk))
+                yield chunk
+
+    def release(self, course: str, name: str, root: Path, **scan: Any) -> dict:
+        files = scan_tree(root, **scan)
+        self.upload_files(course, files, f"release {name}")
+        manifest = {"files": [f.manifest_entry() for f in files]}
+        return self.request("PUT", f"courses/{_q(course)}/assignments/{_q(name)}", json=manifest)
+
+    def submit(self, course: str, assignment: str, root: Path, **scan: Any) -> dict:
+        files = scan_tree(root, **scan)
+        self.upload_files(course, files, f"submit {assignment}")
+        manifest = {"files": [f.manifest_entry() for f in files]}
+        key = secrets.token_hex(16)
+        return self.request(
+            "POST",
+            f"courses/{_q(course)}/assignments/{_q(assignment)}/submissions",
+            json=manifest,
+            headers={"Idempotency-Key": key},
+        )
+
+    def put_feedback(
+        self, course: str, assignment: str, student: str, submission_id: int, root: Path
+    ) -> dict:
+        files = scan_tree(root)
+        self.upload_files(course, files, f"feedback {student}")
+        path = self._submission_path(course, assignment, student, submission_id) + "/feedback"
+        return self.request("PUT", path, json={"files": [f.manifest_entry() for f in files]})
+
+    # Downloading
+
+    def download_tree(
+        self,
+        course: str,
+        files: list[dict],
+        dest: Path,
+        *,
+        replace: bool = False,
+        label: str = "download",
+    ) -> list[Path]:
+        """Write the manifest `files` into a new directory `dest`, verified, all or nothing."""
+        dest = Path(dest)
+        if dest.is_symlink() or (dest.exists() and not replace):
+            raise ClientError(f"{dest} already exists")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        self.progress.start(sum(f["size"] for f in files), len(files), label)
+        try:
+            written = [self._fetch_into(course, staging, entry) for entry in files]
+            self._swap(staging, dest)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            self.progress.finish()
+        return [dest / path.relative_to(staging) for path in written]
+
+    def _fetch_into(self, course: str, staging: Path, entry: dict) -> Path:
+        target = safe_target(staging, entry["path"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.download_blob(course, entry["sha256"], entry["size"], target)
+        if entry.get("executable"):
+            target.chmod(target.stat().st_mode | 0o111)
+        self.progress.file_done(entry["path"])
+        return target
+
+    def download_blob(self, course: str, sha256: str, size: int, target: Path) -> None:
+        """Stream one blob into `target`, resuming after a dropped connection, hash checked."""
+        digest = hashlib.sha256()
+        path = f"courses/{_q(course)}/blobs/{sha256}"
+        with target.open("wb") as handle:
+            for attempt in range(self.retries + 1):
+                try:
+                    self._stream_into(path, handle, digest, size)
+                    break
+                except httpx.TransportError as exc:
+                    if attempt == self.retries:
+                        raise ClientError(f"Download of {target.name} failed: {exc}") from exc
+                    self._sleep(attempt)
+        if digest.hexdigest() != sha256 or target.stat().st_size != size:
+            raise ClientError(f"Download of {target.name} is corrupt (hash mismatch)")
+
+    def _stream_into(self, path: str, handle: Any, digest: Any, size: int) -> None:
+        done = handle.tell()
+        if done >= size:
+            return
+        headers = {"Range": f"bytes={done}-"} if done else {}
+        with self.http.stream("GET", path, params=self.params, headers=headers) as response:
+            if response.is_error:
+                response.read()
+                raise _error(response)
+            for chunk in response.iter_bytes(CHUNK):
+                handle.write(chunk)
+                digest.update(chunk)
+                self.progress.advance(len(chunk))
+
+    @staticmethod
+    def _swap(staging: Path, dest: Path) -> None:
+        """Move `staging` to `dest`; an existing `dest` survives until the new one is in place."""
+        if not dest.exists():
+            os.replace(staging, dest)
+            return
+        old = dest.with_name(f".{dest.name}.old-{secrets.token_hex(4)}")
+        os.replace(dest, old)
+        try:
+            os.replace(staging, dest)
+        except BaseException:
+            os.replace(old, dest)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+
+    def fetch_assignment(self, course: str, name: str, dest: Path, **kwargs: Any) -> dict:
+        manifest = self.assignment(course, name)
+        self.download_tree(course, manifest["files"], dest, label=f"fetch {name}", **kwargs)
+        return manifest
+
+    def stream_archive(self, path: str, params: dict, write: Callable[[bytes], object]) -> None:
+        with self.http.stream("GET", path, params={**self.params, **params}) as response:
+            if response.is_error:
+                response.read()
+                raise _error(response)
+            for chunk in response.iter_bytes(CHUNK):
+                write(chunk)
+
+
+def _error(response: httpx.Response) -> ClientError:
+    try:
+        body = response.json()
+    except ValueError:
+        return ClientError(f"HTTP {response.status_code} from the server", response.status_code)
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        extra = {k: v for k, v in error.items() if k not in ("status", "reason", "message")}
+        return ClientError(
+            str(error.get("message")), response.status_code, str(error.get("reason", "")), extra
+        )
+    message = body.get("message", f"HTTP {response.status_code}") if isinstance(body, dict) else ""
+    return ClientError(str(message), response.status_code)

@@ -1,0 +1,257 @@
+"""v2 through the client library: dedup, atomic manifests, resumable and ranged transfers."""
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import zipfile
+
+import httpx
+import pytest
+
+from ngshare.client import ClientError, NgshareClient, scan_tree
+from tests.servers import token_for
+from tests.v1util import ok
+
+
+@pytest.fixture
+def client_for(server):
+    made = []
+
+    def make(user: str) -> NgshareClient:
+        made.append(NgshareClient(server.url, token_for(user), retries=1, backoff=0.05))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def write_tree(root, files: dict[str, bytes]):
+    for path, data in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return root
+
+
+TREE = {"ps1.ipynb": b'{"cells": []}', "data/big.bin": os.urandom(3 * 1024 * 1024 + 5)}
+
+
+def untar(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        return {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
+
+
+def read_tree(root) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_release_and_fetch_round_trip(client_for, course, tmp_path):
+    inst = client_for("inst1")
+    released = inst.release(course, "ps1", write_tree(tmp_path / "src", TREE))
+    assert released["version"] == 1 and released["file_count"] == 2
+    dest = tmp_path / "fetched"
+    manifest = client_for("stu1").fetch_assignment(course, "ps1", dest)
+    assert read_tree(dest) == TREE
+    assert {f["path"]: f["sha256"] for f in manifest["files"]} == {
+        p: hashlib.sha256(d).hexdigest() for p, d in TREE.items()
+    }
+    listed = client_for("stu1").assignments(course)
+    assert [(a["name"], a["version"]) for a in listed] == [("ps1", 1)]
+
+
+def test_release_uploads_only_missing_blobs(client_for, course, tmp_path):
+    inst = client_for("inst1")
+    src = write_tree(tmp_path / "src", TREE)
+    inst.release(course, "ps1", src)
+    files = scan_tree(src)
+    assert inst.upload_files(course, files) == 0  # everything already there
+    (src / "ps1.ipynb").write_bytes(b'{"cells": [1]}')
+    files = scan_tree(src)
+    assert inst.upload_files(course, files) == len(b'{"cells": [1]}')
+
+
+def test_rerelease_makes_a_version_identical_one_does_not(client_for, course, tmp_path):
+    inst = client_for("inst1")
+    src = write_tree(tmp_path / "src", {"a.txt": b"one"})
+    assert inst.release(course, "ps1", src)["version"] == 1
+    assert inst.release(course, "ps1", src)["version"] == 1
+    (src / "a.txt").write_bytes(b"two")
+    assert inst.release(course, "ps1", src)["version"] == 2
+    old = client_for("stu1").assignment(course, "ps1", version=1)
+    assert old["version"] == 1 and old["latest_version"] == 2
+    assert old["files"][0]["sha256"] == hashlib.sha256(b"one").hexdigest()
+
+
+def test_submit_list_and_feedback_state(client_for, course, tmp_path):
+    client_for("inst1").release(course, "ps1", write_tree(tmp_path / "src", {"q": b"?"}))
+    first = client_for("stu1").submit(course, "ps1", write_tree(tmp_path / "s1", {"a": b"1"}))
+    second = client_for("stu1").submit(course, "ps1", write_tree(tmp_path / "s1", {"a": b"2"}))
+    other = client_for("stu2").submit(course, "ps1", write_tree(tmp_path / "s2", {"a": b"3"}))
+    assert first["timestamp"] < second["timestamp"]
+    assert first["release_version"] == 1 and first["feedback"] is None
+    inst = client_for("inst1")
+    inst.put_feedback(
+        course, "ps1", "stu1", second["id"], write_tree(tmp_path / "fb", {"f": b"ok"})
+    )
+    everything = inst.submissions(course, "ps1")
+    assert [s["id"] for s in everything] == [first["id"], second["id"], other["id"]]
+    latest = {s["student"]: s for s in inst.submissions(course, "ps1", latest=True)}
+    assert latest["stu1"]["id"] == second["id"] and latest["stu2"]["id"] == other["id"]
+    assert latest["stu1"]["feedback"]["file_count"] == 1 and latest["stu2"]["feedback"] is None
+    # the student sees his own, with feedback, and fetches it
+    mine = client_for("stu1").student_submissions(course, "ps1", "stu1")
+    assert [s["feedback"] is not None for s in mine] == [False, True]
+    feedback = client_for("stu1").feedback(course, "ps1", "stu1", second["id"])
+    client_for("stu1").download_tree(course, feedback["files"], tmp_path / "got")
+    assert read_tree(tmp_path / "got") == {"f": b"ok"}
+    with pytest.raises(ClientError) as denied:
+        client_for("stu2").student_submissions(course, "ps1", "stu1")
+    assert denied.value.status == 403
+
+
+def test_v1_client_sees_v2_submissions_with_md5(api, client_for, course, tmp_path):
+    client_for("inst1").release(course, "ps1", write_tree(tmp_path / "src", {"q": b"?"}))
+    made = client_for("stu1").submit(course, "ps1", write_tree(tmp_path / "s", {"a.py": b"x"}))
+    body = ok(api("inst1").get(f"submission/{course}/ps1/stu1", params={"list_only": "true"}))
+    assert body["timestamp"] == made["timestamp"]
+    assert body["files"] == [{"path": "a.py", "checksum": hashlib.md5(b"x").hexdigest()}]
+
+
+def test_idempotent_submission(server, client_for, course, tmp_path):
+    client_for("inst1").release(course, "ps1", write_tree(tmp_path / "src", {"q": b"?"}))
+    stu = client_for("stu1")
+    files = write_tree(tmp_path / "s", {"a": b"1"})
+    stu.upload_files(course, scan_tree(files))
+    manifest = {"files": [{"path": "a", "sha256": hashlib.sha256(b"1").hexdigest(), "size": 1}]}
+    path = f"courses/{course}/assignments/ps1/submissions"
+    headers = {"Idempotency-Key": "attempt-42"}
+    one = stu.request("POST", path, json=manifest, headers=headers)
+    two = stu.request("POST", path, json=manifest, headers=headers)
+    assert one == two
+    assert len(stu.student_submissions(course, "ps1", "stu1")) == 1
+
+
+def test_manifest_with_missing_blob_is_refused_atomically(client_for, course, tmp_path):
+    inst = client_for("inst1")
+    present = write_tree(tmp_path / "src", {"a": b"present"})
+    inst.upload_files(course, scan_tree(present))
+    absent = hashlib.sha256(b"never uploaded").hexdigest()
+    manifest = {"files": [
+        {"path": "a", "sha256": hashlib.sha256(b"present").hexdigest(), "size": 7},
+        {"path": "b", "sha256": absent, "size": 14},
+    ]}  # fmt: skip
+    with pytest.raises(ClientError) as refused:
+        inst.request("PUT", f"courses/{course}/assignments/ps1", json=manifest)
+    assert refused.value.status == 409 and refused.value.extra["missing"] == [absent]
+    assert inst.assignments(course) == []
+
+
+def test_hash_mismatch_is_refused_and_not_stored(server, course):
+    headers = {"Authorization": f"token {token_for('stu1')}"}
+    claimed = hashlib.sha256(b"what I say").hexdigest()
+    response = httpx.put(
+        f"{server.url}/v2/courses/{course}/blobs/{claimed}",
+        params={"size": 9},
+        content=b"something",
+        headers=headers,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["reason"] == "hash_mismatch"
+    missing = httpx.post(
+        f"{server.url}/v2/courses/{course}/blobs/missing",
+        json={"sha256": [claimed]},
+        headers=headers,
+    ).json()
+    assert missing == {"missing": [claimed]}
+
+
+def test_upload_resumes_at_the_server_offset(server, course):
+    headers = {"Authorization": f"token {token_for('stu1')}"}
+    data = os.urandom(1_000_000)
+    sha = hashlib.sha256(data).hexdigest()
+    url = f"{server.url}/v2/courses/{course}/blobs/{sha}"
+    part = httpx.put(url, params={"size": len(data)}, content=data[:400_000], headers=headers)
+    assert part.status_code == 202 and part.json()["offset"] == 400_000
+    assert httpx.get(url + "/upload", headers=headers).json() == {
+        "sha256": sha, "offset": 400_000, "complete": False
+    }  # fmt: skip
+    wrong = httpx.put(url, params={"size": len(data), "offset": 0}, content=data, headers=headers)
+    assert wrong.status_code == 409 and wrong.json()["error"]["offset"] == 400_000
+    rest = httpx.put(
+        url, params={"size": len(data), "offset": 400_000}, content=data[400_000:], headers=headers
+    )
+    assert rest.status_code == 201 and rest.json() == {"sha256": sha, "size": len(data)}
+
+
+def test_blob_download_needs_access_and_supports_ranges(server, client_for, course, tmp_path):
+    client_for("inst1").release(course, "ps1", write_tree(tmp_path / "src", {"q": b"?"}))
+    secret = os.urandom(5000)
+    client_for("stu1").submit(course, "ps1", write_tree(tmp_path / "s", {"mine": secret}))
+    sha = hashlib.sha256(secret).hexdigest()
+    url = f"{server.url}/v2/courses/{course}/blobs/{sha}"
+
+    def get(user, **headers):
+        return httpx.get(url, headers={"Authorization": f"token {token_for(user)}", **headers})
+
+    assert get("stu2").status_code == 404
+    assert get("outsider").status_code == 403
+    whole = get("stu1")
+    assert whole.content == secret and whole.headers["etag"] == f'"{sha}"'
+    part = get("inst1", Range="bytes=100-199")
+    assert part.status_code == 206 and part.content == secret[100:200]
+    assert part.headers["content-range"] == "bytes 100-199/5000"
+    assert get("inst1", Range="bytes=-10").content == secret[-10:]
+    assert get("inst1", Range="bytes=6000-").status_code == 416
+    assert get("inst1", **{"If-None-Match": f'"{sha}"'}).status_code == 304
+
+
+def test_archives_of_release_submission_and_collection(server, client_for, course, tmp_path):
+    client_for("inst1").release(course, "ps1", write_tree(tmp_path / "src", TREE))
+    headers = {"Authorization": f"token {token_for('inst1')}"}
+    base = f"{server.url}/v2/courses/{course}/assignments/ps1"
+    assert untar(httpx.get(base + "/archive", headers=headers).content) == {
+        f"ps1/{p}": d for p, d in TREE.items()
+    }
+    zipped = httpx.get(base + "/archive", params={"format": "zip"}, headers=headers)
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        assert {n: archive.read(n) for n in archive.namelist()} == {
+            f"ps1/{p}": d for p, d in TREE.items()
+        }
+    for student in ("stu1", "stu2"):
+        client_for(student).submit(
+            course, "ps1", write_tree(tmp_path / student, {"a": student.encode()})
+        )
+    client_for("stu1").submit(course, "ps1", write_tree(tmp_path / "again", {"a": b"newest"}))
+    members = untar(httpx.get(base + "/collect", headers=headers).content)
+    index = json.loads(members.pop("submissions.json"))
+    assert members == {"stu1/a": b"newest", "stu2/a": b"stu2"}
+    assert sorted(i["student"] for i in index) == ["stu1", "stu2"]
+    bad = httpx.get(base + "/archive", params={"format": "rar"}, headers=headers)
+    assert bad.status_code == 400 and "Unknown archive format" in bad.json()["error"]["message"]
+
+
+def test_v2_errors_have_their_own_shape(server, course):
+    response = httpx.get(
+        f"{server.url}/v2/courses/{course}/assignments/nope",
+        headers={"Authorization": f"token {token_for('stu1')}"},
+    )
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"status": 404, "reason": "not_found", "message": "Assignment not found"}
+    }
+    response = httpx.put(
+        f"{server.url}/v2/courses/{course}/assignments/x",
+        json={"files": [{"path": "../a", "sha256": "0" * 64, "size": 1}]},
+        headers={"Authorization": f"token {token_for('inst1')}"},
+    )
+    assert response.json()["error"]["message"] == "Illegal path"
+    response = httpx.put(
+        f"{server.url}/v2/courses/{course}/assignments/x",
+        json={"files": [{"path": "a", "sha256": "nothex", "size": 1}]},
+        headers={"Authorization": f"token {token_for('inst1')}"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["reason"] == "invalid_request"
