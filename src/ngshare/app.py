@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -39,7 +40,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with anyio.create_task_group() as tasks:
+            if settings.gc_interval_minutes > 0:
+                tasks.start_soon(_collect_periodically, state)
+            yield
+            tasks.cancel_scope.cancel()
         await state.authenticator.close()
         state.db.dispose()
 
@@ -62,6 +67,21 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(build_oauth(state.authenticator, prefix))  # type: ignore[arg-type]
     install_error_handlers(app, prefix + "v2/")
     return app
+
+
+async def _collect_periodically(state: AppState) -> None:
+    """The optional in-server garbage collector; one replica at a time runs it."""
+    from ngshare.domain.gc import collect_exclusively, gc_options
+
+    interval = state.settings.gc_interval_minutes * 60
+    while True:
+        await anyio.sleep(interval)
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: collect_exclusively(state.db, state.store, **gc_options(state.settings))
+            )
+        except Exception:
+            log.exception("garbage collection failed; will try again")
 
 
 def error_body(request: Request, v2_prefix: str, error: NgshareError) -> JSONResponse:

@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print every setting with its flag, environment variable and default.",
     )
 
+    gc = commands.add_parser(
+        "gc",
+        help="Delete blobs that nothing refers to.",
+        description="Delete unreferenced file sets and blobs older than --gc-grace-minutes, "
+        "and unfinished uploads older than --upload-expiry-hours. Safe while the server "
+        "runs. Example: ngshare gc --data-dir /srv/ngshare --dry-run",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="Report what would go; delete nothing.")
+    add_settings_flags(gc)
+
     db = commands.add_parser("db", help="Database schema migrations.")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     for name, text in (
@@ -119,7 +129,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ngshare.server import serve
 
         return serve(settings)
+    if args.command == "gc":
+        return _gc_command(settings, dry_run=args.dry_run)
     return _db_command(args.db_command, settings)
+
+
+def _gc_command(settings: Settings, *, dry_run: bool) -> int:
+    from ngshare.db.engine import Database
+    from ngshare.domain.gc import collect_exclusively, gc_options
+    from ngshare.storage import LocalBlobStore
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    assert settings.database_url and settings.storage_dir
+    db = Database(settings.database_url)
+    try:
+        store = LocalBlobStore(settings.storage_dir)
+        report = collect_exclusively(db, store, dry_run=dry_run, **gc_options(settings))
+    finally:
+        db.dispose()
+    if report is None:
+        print("another process is collecting garbage; nothing done")
+    else:
+        print(("would remove: " if dry_run else "") + report.summary())
+    return 0
 
 
 def _db_command(command: str, settings: Settings) -> int:

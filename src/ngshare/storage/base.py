@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 CHUNK = 1024 * 1024
 
@@ -93,6 +93,12 @@ class BlobStore(Protocol):
 
     def list_blobs(self) -> Iterator[tuple[str, datetime]]:
         """Every stored blob with its last-written time (for garbage collection)."""
+
+    def written_at(self, sha256: str) -> datetime | None:
+        """When the blob was last written or touched; None when it is not stored."""
+
+    def list_temporary(self) -> Iterator[tuple[Any, datetime]]:
+        """Unfinished uploads and temporary files with their last-written time."""
 
     def check(self) -> None:
         """Raise OSError when the store cannot be written (readiness check)."""

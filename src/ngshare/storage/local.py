@@ -108,6 +108,13 @@ class LocalBlobStore:
                 if SHA256_RE.match(path.name):
                     yield path.name, datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
+    def written_at(self, sha256: str) -> datetime | None:
+        """When the blob was last written or touched; None when it is not stored."""
+        try:
+            return datetime.fromtimestamp(self.path_for(sha256).stat().st_mtime, UTC)
+        except FileNotFoundError:
+            return None
+
     def list_temporary(self) -> Iterator[tuple[Path, datetime]]:
         for path in self.tmp.iterdir():
             yield path, datetime.fromtimestamp(path.stat().st_mtime, UTC)
