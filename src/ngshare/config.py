@@ -108,12 +108,12 @@ class Settings(BaseSettings):
     max_files_per_upload: int = Field(
         10000, description="Most files in one release, submission or feedback set."
     )
-    gc_interval_minutes: int = Field(
+    gc_interval_minutes: float = Field(
         0,
         description="Run garbage collection in the server every this many minutes (0: never; "
         "use `ngshare gc` from cron instead).",
     )
-    gc_grace_minutes: int = Field(
+    gc_grace_minutes: float = Field(
         60, description="Unreferenced blobs younger than this are kept (uploads in flight)."
     )
     upload_expiry_hours: int = Field(

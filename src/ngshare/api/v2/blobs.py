@@ -38,7 +38,7 @@ def check_sha256(value: str) -> str:
 def missing_blobs(body: HashList, ctx: CourseMember, state: State) -> Missing:
     """The digests of `sha256` that the server lacks; present ones are kept from the GC."""
     if len(body.sha256) > state.limits.files_per_upload:
-        raise TooLarge(f"Too many digests: the limit is {state.limits.files_per_upload}")
+        raise TooLarge(f"Too many files: the limit is {state.limits.files_per_upload} per upload")
     wanted = [check_sha256(value) for value in dict.fromkeys(body.sha256)]
     return Missing(missing=[sha for sha in wanted if not state.store.touch(sha)])
 
