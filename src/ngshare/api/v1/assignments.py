@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ngshare.api.v1.deps import CourseInstructor, CourseMember, State, V1Args, check_name
 from ngshare.api.v1.responses import ok, streamed
 from ngshare.db.models import Assignment, Release
 from ngshare.domain.filesets import (
-    create_fileset,
     decode_v1_files,
     list_files,
     store_files,
@@ -25,8 +24,8 @@ from ngshare.domain.filesets import (
     with_md5,
 )
 from ngshare.domain.lookup import released_assignment
+from ngshare.domain.releases import add_release, assignment_row
 from ngshare.errors import Conflict
-from ngshare.timestamps import utcnow
 
 router = APIRouter(tags=["v1: assignments"])
 
@@ -68,33 +67,10 @@ def release_assignment(
     staged = store_files(state.store, decode_v1_files(args.get("files"), state.limits))
     try:
         with state.db.write() as session:
-            if _is_released(session, ctx.course_id, assignment):
+            row = assignment_row(session, ctx.course_id, assignment)
+            if row.current_release_id is not None:
                 raise Conflict("Assignment already exists")
-            row = session.scalar(
-                select(Assignment).where(
-                    Assignment.course_id == ctx.course_id, Assignment.name == assignment
-                )
-            )
-            if row is None:
-                row = Assignment(course_id=ctx.course_id, name=assignment)
-                session.add(row)
-                session.flush()
-            version = session.scalar(
-                select(func.coalesce(func.max(Release.version), 0)).where(
-                    Release.assignment_id == row.id
-                )
-            )
-            fileset = create_fileset(session, "release", staged)
-            release = Release(
-                assignment_id=row.id,
-                version=version + 1,
-                fileset_id=fileset.id,
-                created_by=ctx.user.name,
-            )
-            session.add(release)
-            session.flush()
-            row.current_release_id = release.id
-            row.released_at = utcnow()
+            add_release(session, row, staged, ctx.user.name)
     except IntegrityError:
         raise Conflict("Assignment already exists") from None
     return ok()

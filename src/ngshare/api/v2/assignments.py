@@ -25,11 +25,11 @@ from ngshare.api.v2.schemas import (
 from ngshare.api.v2.transfer import archive_response
 from ngshare.db.models import Assignment, FileSet, Release
 from ngshare.domain.archives import ArchiveEntry
-from ngshare.domain.filesets import ListedFile, create_fileset, list_files, manifest_digest
+from ngshare.domain.filesets import ListedFile, list_files, manifest_digest
 from ngshare.domain.lookup import released_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
+from ngshare.domain.releases import add_release, assignment_row, current_release
 from ngshare.errors import Conflict, NotFound
-from ngshare.timestamps import utcnow
 
 router = APIRouter(tags=["v2: assignments"])
 
@@ -113,39 +113,13 @@ def release_assignment(
     digest = manifest_digest(staged)
     try:
         with state.db.write() as session:
-            row = session.scalar(
-                select(Assignment).where(
-                    Assignment.course_id == ctx.course_id, Assignment.name == assignment
-                )
-            )
-            if row is None:
-                row = Assignment(course_id=ctx.course_id, name=assignment)
-                session.add(row)
-                session.flush()
-            current = (
-                session.get(Release, row.current_release_id) if row.current_release_id else None
-            )
+            row = assignment_row(session, ctx.course_id, assignment)
+            current = current_release(session, row)
             created = current is None or current.fileset.digest != digest
             if created:
-                check_quota(
-                    session, ctx.course_id, sum(f.digest.size for f in staged), state.limits
-                )
-                latest = session.scalar(
-                    select(func.coalesce(func.max(Release.version), 0)).where(
-                        Release.assignment_id == row.id
-                    )
-                )
-                fileset = create_fileset(session, "release", staged)
-                current = Release(
-                    assignment_id=row.id,
-                    version=latest + 1,
-                    fileset_id=fileset.id,
-                    created_by=ctx.user.name,
-                )
-                session.add(current)
-                session.flush()
-                row.current_release_id = current.id
-                row.released_at = utcnow()
+                adding = sum(f.digest.size for f in staged)
+                check_quota(session, ctx.course_id, adding, state.limits)
+                current = add_release(session, row, staged, ctx.user.name)
             body = AssignmentOut(
                 **_summary(row, current, current.fileset),
                 latest_version=current.version,
