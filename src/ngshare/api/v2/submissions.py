@@ -32,6 +32,10 @@ router = APIRouter(tags=["v2: submissions"])
 
 KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 SUBMIT_ATTEMPTS = 5
+FILES_HELP = (
+    "Also give each submission's `files` and its feedback's `files` (the nbgrader "
+    "exchange lists notebooks and feedback state this way, in one request)"
+)
 
 
 def _query(assignment_id: int) -> Select:
@@ -144,11 +148,14 @@ def list_submissions(
     ctx: CourseInstructor,
     state: State,
     latest: bool = Query(False, description="Only each student's newest submission"),
-) -> SubmissionList:
+    files: bool = Query(False, description=FILES_HELP),
+) -> SubmissionList | JSONResponse:
     """Every submission with its feedback state, in one request."""
     with state.db.read() as session:
         row = released_assignment(session, ctx.course_id, assignment)
         query = _latest_only(_query(row.id), row.id) if latest else _query(row.id)
+        if files:
+            return _with_files(session, session.execute(query).all())
         items = [SubmissionOut(**_out(r)) for r in session.execute(query)]
     return SubmissionList(submissions=items)
 
@@ -158,13 +165,31 @@ def list_submissions(
     response_model=SubmissionList,
 )
 def list_student_submissions(
-    assignment: str, student: str, ctx: InstructorOrSelf, state: State
-) -> SubmissionList:
+    assignment: str,
+    student: str,
+    ctx: InstructorOrSelf,
+    state: State,
+    files: bool = Query(False, description=FILES_HELP),
+) -> SubmissionList | JSONResponse:
     with state.db.read() as session:
         row = released_assignment(session, ctx.course_id, assignment)
-        rows = session.execute(_query(row.id).where(Submission.student == student))
+        rows = session.execute(_query(row.id).where(Submission.student == student)).all()
+        if files:
+            return _with_files(session, rows)
         items = [SubmissionOut(**_out(r)) for r in rows]
     return SubmissionList(submissions=items)
+
+
+def _with_files(session: Session, rows) -> JSONResponse:
+    items = []
+    for r in rows:
+        item = SubmissionOut(**_out(r)).model_dump(mode="json")
+        item["files"] = [f.model_dump() for f in manifest_files(list_files(session, r[2].id))]
+        if item["feedback"] is not None:
+            listed = list_files(session, r[4].id)
+            item["feedback"]["files"] = [f.model_dump() for f in manifest_files(listed)]
+        items.append(item)
+    return JSONResponse({"submissions": items})
 
 
 def find_submission_row(session: Session, ctx, assignment: str, student: str, submission_id: int):
