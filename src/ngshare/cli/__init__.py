@@ -1,76 +1,18 @@
-"""The `ngshare` command: `serve`, `db upgrade`, `db current`, `settings`.
+"""The `ngshare` command.
 
-Flags of `serve` are generated from `ngshare.config.Settings`, so every
-setting has exactly one flag and one NGSHARE_* variable.
+Server-side commands (`serve`, `db`, `gc`, `settings`) live in
+`ngshare.cli.admin`; course management against a running server (`courses`,
+`course`, `instructor`, `student`, `assignments`, `submissions`) lives in
+`ngshare.cli.courses`.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
-import types
-import typing
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-
 from ngshare import __version__
-from ngshare.config import Settings, reference_markdown
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _is_bool(annotation: object) -> bool:
-    return annotation is bool
-
-
-def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per Settings field; unset flags fall back to the environment."""
-    for name, field in Settings.model_fields.items():
-        env = "NGSHARE_" + name.upper()
-        help_text = f"{field.description} [env {env}]"
-        if _is_bool(field.annotation):
-            parser.add_argument(
-                _flag(name),
-                dest=name,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=help_text,
-            )
-            continue
-        choices = _choices(field.annotation)
-        parser.add_argument(
-            _flag(name),
-            dest=name,
-            default=None,
-            choices=choices,
-            help=help_text,
-            metavar=None if choices else name.upper(),
-        )
-
-
-def _choices(annotation: object) -> list[str] | None:
-    """Values of a Literal (or Optional Literal) annotation."""
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) is typing.Literal:
-        return list(args)
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in args:
-            if typing.get_origin(arg) is typing.Literal:
-                return list(typing.get_args(arg))
-    return None
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    given = {
-        name: getattr(args, name)
-        for name in Settings.model_fields
-        if getattr(args, name, None) is not None
-    }
-    return Settings(**given).resolved()
+from ngshare.cli import admin, courses
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,90 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ngshare", description="The nbgrader exchange as a JupyterHub service."
     )
     parser.add_argument("--version", action="version", version=f"ngshare {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    serve = commands.add_parser(
-        "serve",
-        help="Run the server.",
-        description="Run the server. Example: ngshare serve --dev --admins alice",
-    )
-    add_settings_flags(serve)
-
-    commands.add_parser(
-        "settings",
-        help="Print the configuration reference (Markdown).",
-        description="Print every setting with its flag, environment variable and default.",
-    )
-
-    gc = commands.add_parser(
-        "gc",
-        help="Delete blobs that nothing refers to.",
-        description="Delete unreferenced file sets and blobs older than --gc-grace-minutes, "
-        "and unfinished uploads older than --upload-expiry-hours. Safe while the server "
-        "runs. Example: ngshare gc --data-dir /srv/ngshare --dry-run",
-    )
-    gc.add_argument("--dry-run", action="store_true", help="Report what would go; delete nothing.")
-    add_settings_flags(gc)
-
-    db = commands.add_parser("db", help="Database schema migrations.")
-    db_commands = db.add_subparsers(dest="db_command", required=True)
-    for name, text in (
-        ("upgrade", "Apply all migrations. Example: ngshare db upgrade --database-url URL"),
-        ("current", "Print the schema revision of the database and the newest known."),
-    ):
-        sub = db_commands.add_parser(name, help=text.split(".")[0] + ".", description=text)
-        add_settings_flags(sub)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    admin.register(commands)
+    courses.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "settings":
-        print(reference_markdown(), end="")
-        return 0
-    try:
-        settings = settings_from_args(args)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        print(f"ngshare: invalid setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
-        return 2
-    if args.command == "serve":
-        from ngshare.server import serve
-
-        return serve(settings)
-    if args.command == "gc":
-        return _gc_command(settings, dry_run=args.dry_run)
-    return _db_command(args.db_command, settings)
-
-
-def _gc_command(settings: Settings, *, dry_run: bool) -> int:
-    from ngshare.db.engine import Database
-    from ngshare.domain.gc import collect_exclusively, gc_options
-    from ngshare.storage import LocalBlobStore
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    assert settings.database_url and settings.storage_dir
-    db = Database(settings.database_url)
-    try:
-        store = LocalBlobStore(settings.storage_dir)
-        report = collect_exclusively(db, store, dry_run=dry_run, **gc_options(settings))
-    finally:
-        db.dispose()
-    if report is None:
-        print("another process is collecting garbage; nothing done")
-    else:
-        print(("would remove: " if dry_run else "") + report.summary())
-    return 0
-
-
-def _db_command(command: str, settings: Settings) -> int:
-    from ngshare.db.engine import make_engine
-    from ngshare.db.migrate import current_revision, head_revision, upgrade
-
-    assert settings.database_url
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    engine = make_engine(settings.database_url)
-    if command == "upgrade":
-        upgrade(engine)
-    print(f"database revision: {current_revision(engine)} (newest: {head_revision()})")
-    return 0
+    return int(args.handler(args) or 0)

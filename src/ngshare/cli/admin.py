@@ -1,0 +1,166 @@
+"""Server-side commands: `serve`, `db upgrade|current`, `gc`, `settings`.
+
+Their flags are generated from `ngshare.config.Settings`, so every setting
+has exactly one flag and one NGSHARE_* variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import types
+import typing
+
+from pydantic import ValidationError
+
+from ngshare.config import Settings, reference_markdown
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _is_bool(annotation: object) -> bool:
+    return annotation is bool
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per Settings field; unset flags fall back to the environment."""
+    for name, field in Settings.model_fields.items():
+        env = "NGSHARE_" + name.upper()
+        help_text = f"{field.description} [env {env}]"
+        if _is_bool(field.annotation):
+            parser.add_argument(
+                _flag(name),
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+            continue
+        choices = _choices(field.annotation)
+        parser.add_argument(
+            _flag(name),
+            dest=name,
+            default=None,
+            choices=choices,
+            help=help_text,
+            metavar=None if choices else name.upper(),
+        )
+
+
+def _choices(annotation: object) -> list[str] | None:
+    """Values of a Literal (or Optional Literal) annotation."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return list(args)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in args:
+            if typing.get_origin(arg) is typing.Literal:
+                return list(typing.get_args(arg))
+    return None
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    given = {
+        name: getattr(args, name)
+        for name in Settings.model_fields
+        if getattr(args, name, None) is not None
+    }
+    return Settings(**given).resolved()
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="Run the server.",
+        description="Run the server. Example: ngshare serve --dev --admins alice",
+    )
+    add_settings_flags(serve)
+    serve.set_defaults(handler=_serve)
+
+    settings = commands.add_parser(
+        "settings",
+        help="Print the configuration reference (Markdown).",
+        description="Print every setting with its flag, environment variable and default.",
+    )
+    settings.set_defaults(handler=lambda _args: print(reference_markdown(), end="") or 0)
+
+    gc = commands.add_parser(
+        "gc",
+        help="Delete blobs that nothing refers to.",
+        description="Delete unreferenced file sets and blobs older than --gc-grace-minutes, "
+        "and unfinished uploads older than --upload-expiry-hours. Safe while the server "
+        "runs. Example: ngshare gc --data-dir /srv/ngshare --dry-run",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="Report what would go; delete nothing.")
+    add_settings_flags(gc)
+    gc.set_defaults(handler=_with_settings(lambda a, s: _gc_command(s, dry_run=a.dry_run)))
+
+    db = commands.add_parser("db", help="Database schema migrations.")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    for name, text in (
+        ("upgrade", "Apply all migrations. Example: ngshare db upgrade --database-url URL"),
+        ("current", "Print the schema revision of the database and the newest known."),
+    ):
+        sub = db_commands.add_parser(name, help=text.split(".")[0] + ".", description=text)
+        add_settings_flags(sub)
+        sub.set_defaults(handler=_with_settings(lambda a, s: _db_command(a.db_command, s)))
+
+
+def _with_settings(run):
+    """Wrap a command so it receives validated Settings, or exits 2 naming the bad one."""
+
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            settings = settings_from_args(args)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            print(f"ngshare: invalid setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
+            return 2
+        return run(args, settings)
+
+    return handler
+
+
+def _serve_with(_args: argparse.Namespace, settings: Settings) -> int:
+    from ngshare.server import serve
+
+    return serve(settings)
+
+
+_serve = _with_settings(_serve_with)
+
+
+def _gc_command(settings: Settings, *, dry_run: bool) -> int:
+    from ngshare.db.engine import Database
+    from ngshare.domain.gc import collect_exclusively, gc_options
+    from ngshare.storage import LocalBlobStore
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    assert settings.database_url and settings.storage_dir
+    db = Database(settings.database_url)
+    try:
+        store = LocalBlobStore(settings.storage_dir)
+        report = collect_exclusively(db, store, dry_run=dry_run, **gc_options(settings))
+    finally:
+        db.dispose()
+    if report is None:
+        print("another process is collecting garbage; nothing done")
+    else:
+        print(("would remove: " if dry_run else "") + report.summary())
+    return 0
+
+
+def _db_command(command: str, settings: Settings) -> int:
+    from ngshare.db.engine import make_engine
+    from ngshare.db.migrate import current_revision, head_revision, upgrade
+
+    assert settings.database_url
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    engine = make_engine(settings.database_url)
+    if command == "upgrade":
+        upgrade(engine)
+    print(f"database revision: {current_revision(engine)} (newest: {head_revision()})")
+    return 0
