@@ -18,6 +18,8 @@ from ngshare.api import health
 from ngshare.api.v1 import build_router as build_v1
 from ngshare.api.v2 import build_router as build_v2
 from ngshare.auth import build_authenticator
+from ngshare.auth.cookies import CookieSigner
+from ngshare.auth.login import build_router as build_login
 from ngshare.config import Settings
 from ngshare.db.engine import Database
 from ngshare.errors import NgshareError
@@ -36,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         db=Database(settings.database_url),
         store=LocalBlobStore(settings.storage_dir),
         authenticator=build_authenticator(settings),
+        signer=CookieSigner(settings),
     )
 
     @asynccontextmanager
@@ -64,7 +67,9 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.auth == "hub":
         from ngshare.auth.oauth import build_router as build_oauth
 
-        app.include_router(build_oauth(state.authenticator, prefix))  # type: ignore[arg-type]
+        app.include_router(build_oauth(state.authenticator, state.signer, prefix))  # type: ignore[arg-type]
+    with_form = settings.auth != "hub"
+    app.include_router(build_login(state.authenticator, state.signer, prefix, with_form))
     install_error_handlers(app, prefix + "v2/")
     return app
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from ngshare.auth import Authenticator
+from ngshare.auth.cookies import CookieSigner
 from ngshare.config import Limits, Settings
 from ngshare.db.engine import Database
 from ngshare.storage import BlobStore
@@ -18,6 +19,7 @@ class AppState:
     db: Database
     store: BlobStore
     authenticator: Authenticator
+    signer: CookieSigner
 
     @property
     def limits(self) -> Limits:

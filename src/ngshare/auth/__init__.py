@@ -1,5 +1,6 @@
 """Who is calling: authenticators chosen by configuration."""
 
-from ngshare.auth.base import Authenticator, User, build_authenticator
+from ngshare.auth.base import Authenticator, authenticate, build_authenticator
+from ngshare.auth.user import User
 
-__all__ = ["Authenticator", "User", "build_authenticator"]
+__all__ = ["Authenticator", "User", "authenticate", "build_authenticator"]

@@ -4,30 +4,54 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 from starlette.requests import Request
 
+from ngshare.auth.cookies import CookieSigner
+from ngshare.auth.dev import DevAuthenticator
+from ngshare.auth.session import SAFE_METHODS, session_credential
+from ngshare.auth.user import User
 from ngshare.config import Settings
+from ngshare.errors import Unauthenticated
 
 log = logging.getLogger("ngshare.auth")
 
 
-@dataclass(frozen=True)
-class User:
-    """An authenticated caller. `admin` means admin of every course."""
-
-    name: str
-    admin: bool = False
-
-
 class Authenticator(Protocol):
-    """Turns a request into a User, or raises Unauthenticated / PermissionDenied."""
+    """Checks a credential (a token, or a user name in dev mode) and names its User.
 
-    async def authenticate(self, request: Request, fields: Mapping[str, str]) -> User: ...
+    Raises Unauthenticated for an unknown credential and PermissionDenied for
+    one that is known but not allowed here.
+    """
+
+    missing_message: str
+
+    async def user_for_credential(self, credential: str) -> User: ...
 
     async def close(self) -> None: ...
+
+
+async def authenticate(
+    authenticator: Authenticator,
+    signer: CookieSigner,
+    request: Request,
+    fields: Mapping[str, str],
+) -> User:
+    """The caller of an API request: header token, else (reads only) the session cookie.
+
+    In dev mode a `user` field names the caller directly.
+    """
+    if isinstance(authenticator, DevAuthenticator):
+        name = fields.get("user") or request.query_params.get("user")
+        if name:
+            return await authenticator.user_for_credential(name)
+    credential = header_token(request)
+    if credential is None and request.method in SAFE_METHODS:
+        credential = session_credential(request, signer)
+    if credential is None:
+        raise Unauthenticated(authenticator.missing_message)
+    return await authenticator.user_for_credential(credential)
 
 
 def header_token(request: Request) -> str | None:
@@ -52,8 +76,6 @@ def build_authenticator(settings: Settings) -> Authenticator:
         assert settings.token_file is not None
         return TokenFileAuthenticator(settings.token_file, admins)
     if settings.auth == "dev":
-        from ngshare.auth.dev import DevAuthenticator
-
         log.warning(
             "DEV MODE: the user is whoever the `user` field names; no authentication at all. "
             "Listening on loopback only."

@@ -39,7 +39,8 @@ def load_or_create_secret(settings: Settings) -> str:
 
 class CookieSigner:
     def __init__(self, settings: Settings) -> None:
-        self.serializer = URLSafeTimedSerializer(load_or_create_secret(settings), "ngshare")
+        self.secret = load_or_create_secret(settings)
+        self.serializer = URLSafeTimedSerializer(self.secret, "ngshare")
 
     def dump(self, value: object, *, purpose: str) -> str:
         return self.serializer.dumps({"p": purpose, "v": value})

@@ -1,26 +1,26 @@
 """Development authenticator: the caller is whoever the `user` field names.
 
 Only for a server bound to loopback (the settings check refuses anything else).
+The web login form takes the same name and keeps it in the session cookie.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from starlette.requests import Request
-
-from ngshare.auth.base import User
+from ngshare.auth.user import User
 from ngshare.errors import Unauthenticated
 
 
 class DevAuthenticator:
+    missing_message = "Login required (dev mode: add user=NAME to the request)"
+    login_field = "user name"
+
     def __init__(self, admins: frozenset[str]) -> None:
         self.admins = admins
 
-    async def authenticate(self, request: Request, fields: Mapping[str, str]) -> User:
-        name = fields.get("user") or request.query_params.get("user")
+    async def user_for_credential(self, credential: str) -> User:
+        name = credential.strip()
         if not name:
-            raise Unauthenticated("Login required (dev mode: add user=NAME to the request)")
+            raise Unauthenticated(self.missing_message)
         return User(name=name, admin=name in self.admins)
 
     async def close(self) -> None:

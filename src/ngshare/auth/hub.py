@@ -16,20 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
 
 from jupyterhub.services.auth import HubOAuth
-from starlette.requests import Request
 
-from ngshare.auth.base import User, header_token
-from ngshare.auth.cookies import CookieSigner
+from ngshare.auth.user import User
 from ngshare.config import Settings
 from ngshare.errors import PermissionDenied, Unauthenticated, Unavailable
 
 log = logging.getLogger("ngshare.auth")
-
-LOGIN_COOKIE = "ngshare-login"
-SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def service_name() -> str:
@@ -48,20 +42,15 @@ def make_hub_oauth(settings: Settings) -> HubOAuth:
 
 
 class HubAuthenticator:
+    missing_message = "Login required (send Authorization: token ...)"
+
     def __init__(self, settings: Settings, admins: frozenset[str]) -> None:
         self.settings = settings
         self.admins = admins
         self.hub = make_hub_oauth(settings)
-        self.cookies = CookieSigner(settings)
 
-    async def authenticate(self, request: Request, fields: Mapping[str, str]) -> User:
-        token = header_token(request)
-        if token is None and request.method in SAFE_METHODS:
-            saved = self.cookies.load(request.cookies.get(LOGIN_COOKIE), purpose="login")
-            token = saved if isinstance(saved, str) else None
-        if token is None:
-            raise Unauthenticated("Login required (send Authorization: token ...)")
-        model = await self._user_model(token)
+    async def user_for_credential(self, credential: str) -> User:
+        model = await self._user_model(credential)
         if model is None:
             raise Unauthenticated("Invalid or expired token")
         if self.hub.access_scopes and not self.hub.check_scopes(self.hub.access_scopes, model):

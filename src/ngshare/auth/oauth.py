@@ -15,24 +15,19 @@ import secrets
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 
-from ngshare.auth.cookies import STATE_MAX_AGE
-from ngshare.auth.hub import LOGIN_COOKIE, HubAuthenticator
+from ngshare.auth.cookies import STATE_MAX_AGE, CookieSigner
+from ngshare.auth.hub import HubAuthenticator
+from ngshare.auth.session import cookie_args, start_session
 from ngshare.errors import BadRequest, Unauthenticated
 
 STATE_COOKIE = "ngshare-oauth-state"
 
 
-def build_router(auth: HubAuthenticator, prefix: str) -> APIRouter:
+def build_router(auth: HubAuthenticator, signer: CookieSigner, prefix: str) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     hub = auth.hub
-
-    def cookie_args(request: Request) -> dict[str, object]:
-        secure = request.url.scheme == "https" or request.headers.get(
-            "x-forwarded-proto", ""
-        ).startswith("https")
-        return {"path": prefix, "httponly": True, "samesite": "lax", "secure": secure}
 
     @router.get(prefix + "login")
     async def login(request: Request, next: str = "") -> RedirectResponse:
@@ -50,13 +45,15 @@ def build_router(auth: HubAuthenticator, prefix: str) -> APIRouter:
             }
         )
         response = RedirectResponse(f"{hub.oauth_authorization_url}?{query}", status_code=302)
-        value = auth.cookies.dump([state, verifier, target], purpose="state")
-        response.set_cookie(STATE_COOKIE, value, max_age=STATE_MAX_AGE, **cookie_args(request))
+        value = signer.dump([state, verifier, target], purpose="state")
+        response.set_cookie(
+            STATE_COOKIE, value, max_age=STATE_MAX_AGE, **cookie_args(request, prefix)
+        )
         return response
 
     @router.get(prefix + "oauth_callback")
     async def oauth_callback(request: Request, code: str = "", state: str = "") -> RedirectResponse:
-        saved = auth.cookies.load(
+        saved = signer.load(
             request.cookies.get(STATE_COOKIE), purpose="state", max_age=STATE_MAX_AGE
         )
         if not (isinstance(saved, list) and len(saved) == 3):
@@ -70,15 +67,7 @@ def build_router(auth: HubAuthenticator, prefix: str) -> APIRouter:
             raise Unauthenticated("JupyterHub refused the login code") from None
         response = RedirectResponse(target, status_code=302)
         response.delete_cookie(STATE_COOKIE, path=prefix)
-        response.set_cookie(
-            LOGIN_COOKIE, auth.cookies.dump(token, purpose="login"), **cookie_args(request)
-        )
-        return response
-
-    @router.get(prefix + "logout")
-    async def logout() -> JSONResponse:
-        response = JSONResponse({"success": True})
-        response.delete_cookie(LOGIN_COOKIE, path=prefix)
+        start_session(response, request, signer, token, prefix)
         return response
 
     return router

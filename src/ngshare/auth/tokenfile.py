@@ -9,16 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
-from starlette.requests import Request
-
-from ngshare.auth.base import User, header_token
+from ngshare.auth.user import User
 from ngshare.errors import Unauthenticated
 
 
 class TokenFileAuthenticator:
+    missing_message = "Login required (send Authorization: token ...)"
+    login_field = "API token"
+
     def __init__(self, path: Path, admins: frozenset[str]) -> None:
         self.path = Path(path)
         self.admins = admins
@@ -42,11 +42,8 @@ class TokenFileAuthenticator:
         self._load()
         return self._by_digest.get(_digest(token))
 
-    async def authenticate(self, request: Request, fields: Mapping[str, str]) -> User:
-        token = header_token(request)
-        if token is None:
-            raise Unauthenticated("Login required (send Authorization: token ...)")
-        name = self.user_for_token(token)
+    async def user_for_credential(self, credential: str) -> User:
+        name = self.user_for_token(credential)
         if name is None:
             raise Unauthenticated("Invalid token")
         return User(name=name, admin=name in self.admins)

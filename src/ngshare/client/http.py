@@ -116,13 +116,22 @@ class NgshareClient:
         params = {"version": version} if version else {}
         return self.request("GET", f"courses/{_q(course)}/assignments/{_q(name)}", params=params)
 
-    def submissions(self, course: str, assignment: str, *, latest: bool = False) -> list[dict]:
+    def submissions(
+        self, course: str, assignment: str, *, latest: bool = False, files: bool = False
+    ) -> list[dict]:
+        """All submissions (instructors); `files=True` adds each one's and its feedback's files."""
         path = f"courses/{_q(course)}/assignments/{_q(assignment)}/submissions"
-        return self.request("GET", path, params={"latest": str(latest).lower()})["submissions"]
+        params = {"latest": str(latest).lower()}
+        if files:
+            params["files"] = "true"
+        return self.request("GET", path, params=params)["submissions"]
 
-    def student_submissions(self, course: str, assignment: str, student: str) -> list[dict]:
+    def student_submissions(
+        self, course: str, assignment: str, student: str, *, files: bool = False
+    ) -> list[dict]:
         path = f"courses/{_q(course)}/assignments/{_q(assignment)}/submissions/{_q(student)}"
-        return self.request("GET", path)["submissions"]
+        params = {"files": "true"} if files else {}
+        return self.request("GET", path, params=params)["submissions"]
 
     def submission(self, course: str, assignment: str, student: str, submission_id: int) -> dict:
         return self.request(
@@ -198,13 +207,23 @@ class NgshareClient:
                 yield chunk
 
     def release(self, course: str, name: str, root: Path, **scan: Any) -> dict:
-        files = scan_tree(root, **scan)
+        return self.release_files(course, name, scan_tree(root, **scan))
+
+    def release_files(self, course: str, name: str, files: list[LocalFile]) -> dict:
+        """Release `files` as the assignment's next version (unless identical to the current)."""
         self.upload_files(course, files, f"release {name}")
         manifest = {"files": [f.manifest_entry() for f in files]}
         return self.request("PUT", f"courses/{_q(course)}/assignments/{_q(name)}", json=manifest)
 
+    def withdraw(self, course: str, name: str) -> dict:
+        """Withdraw the current release; versions and submissions are kept."""
+        return self.request("DELETE", f"courses/{_q(course)}/assignments/{_q(name)}")
+
     def submit(self, course: str, assignment: str, root: Path, **scan: Any) -> dict:
-        files = scan_tree(root, **scan)
+        return self.submit_files(course, assignment, scan_tree(root, **scan))
+
+    def submit_files(self, course: str, assignment: str, files: list[LocalFile]) -> dict:
+        """Submit `files`; one Idempotency-Key for all retries, so a retry is not a second one."""
         self.upload_files(course, files, f"submit {assignment}")
         manifest = {"files": [f.manifest_entry() for f in files]}
         key = secrets.token_hex(16)
@@ -218,7 +237,11 @@ class NgshareClient:
     def put_feedback(
         self, course: str, assignment: str, student: str, submission_id: int, root: Path
     ) -> dict:
-        files = scan_tree(root)
+        return self.put_feedback_files(course, assignment, student, submission_id, scan_tree(root))
+
+    def put_feedback_files(
+        self, course: str, assignment: str, student: str, submission_id: int, files: list[LocalFile]
+    ) -> dict:
         self.upload_files(course, files, f"feedback {student}")
         path = self._submission_path(course, assignment, student, submission_id) + "/feedback"
         return self.request("PUT", path, json={"files": [f.manifest_entry() for f in files]})
@@ -233,8 +256,14 @@ class NgshareClient:
         *,
         replace: bool = False,
         label: str = "download",
+        extra: dict[str, bytes] | None = None,
     ) -> list[Path]:
-        """Write the manifest `files` into a new directory `dest`, verified, all or nothing."""
+        """Write the manifest `files` into a new directory `dest`, verified, all or nothing.
+
+        `extra` maps relative paths to bytes written beside the files before the
+        tree is moved into place. With `replace`, an existing `dest` is swapped
+        out only once the new tree is complete.
+        """
         dest = Path(dest)
         if dest.is_symlink() or (dest.exists() and not replace):
             raise ClientError(f"{dest} already exists")
@@ -243,6 +272,10 @@ class NgshareClient:
         self.progress.start(sum(f["size"] for f in files), len(files), label)
         try:
             written = [self._fetch_into(course, staging, entry) for entry in files]
+            for relative, content in (extra or {}).items():
+                target = safe_target(staging, relative)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
             self._swap(staging, dest)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -257,6 +290,22 @@ class NgshareClient:
         self.download_blob(course, entry["sha256"], entry["size"], target)
         if entry.get("executable"):
             target.chmod(target.stat().st_mode | 0o111)
+        self.progress.file_done(entry["path"])
+        return target
+
+    def download_file(self, course: str, entry: dict, root: Path) -> Path:
+        """Write one manifest entry below the existing directory `root`, atomically."""
+        target = safe_target(Path(root), entry["path"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        try:
+            self.download_blob(course, entry["sha256"], entry["size"], temporary)
+            if entry.get("executable"):
+                temporary.chmod(temporary.stat().st_mode | 0o111)
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         self.progress.file_done(entry["path"])
         return target
 

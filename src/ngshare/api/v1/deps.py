@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from starlette.requests import ClientDisconnect
 
 from ngshare.api.permissions import Permissions, check_name
-from ngshare.auth import User
+from ngshare.auth import User, authenticate
 from ngshare.errors import BadRequest, TooLarge
 from ngshare.state import AppState, get_state
 
@@ -70,7 +70,7 @@ async def v1_args(request: Request, state: AppState = Depends(get_state)) -> Arg
 async def current_user(
     request: Request, args: Args = Depends(v1_args), state: AppState = Depends(get_state)
 ) -> User:
-    return await state.authenticator.authenticate(request, args)
+    return await authenticate(state.authenticator, state.signer, request, args)
 
 
 v1 = Permissions(current_user)

@@ -9,12 +9,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ngshare.api.permissions import Permissions
-from ngshare.auth import User
+from ngshare.auth import User, authenticate
 from ngshare.state import AppState, get_state
 
 
 async def current_user(request: Request, state: AppState = Depends(get_state)) -> User:
-    return await state.authenticator.authenticate(request, {})
+    return await authenticate(state.authenticator, state.signer, request, {})
 
 
 v2 = Permissions(current_user)
