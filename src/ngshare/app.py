@@ -20,6 +20,7 @@ from ngshare.api.v2 import build_router as build_v2
 from ngshare.auth import build_authenticator
 from ngshare.auth.cookies import CookieSigner
 from ngshare.auth.login import build_router as build_login
+from ngshare.background import background_tasks
 from ngshare.config import Settings
 from ngshare.db.engine import Database
 from ngshare.errors import NgshareError
@@ -44,8 +45,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
-            if settings.gc_interval_minutes > 0:
-                tasks.start_soon(_collect_periodically, state)
+            for task in background_tasks(state):
+                tasks.start_soon(task)
             yield
             tasks.cancel_scope.cancel()
         await state.authenticator.close()
@@ -72,21 +73,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_login(state.authenticator, state.signer, prefix, with_form))
     install_error_handlers(app, prefix + "v2/")
     return app
-
-
-async def _collect_periodically(state: AppState) -> None:
-    """The optional in-server garbage collector; one replica at a time runs it."""
-    from ngshare.domain.gc import collect_exclusively, gc_options
-
-    interval = state.settings.gc_interval_minutes * 60
-    while True:
-        await anyio.sleep(interval)
-        try:
-            await anyio.to_thread.run_sync(
-                lambda: collect_exclusively(state.db, state.store, **gc_options(state.settings))
-            )
-        except Exception:
-            log.exception("garbage collection failed; will try again")
 
 
 def error_body(request: Request, v2_prefix: str, error: NgshareError) -> JSONResponse:

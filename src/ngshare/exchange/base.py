@@ -65,9 +65,7 @@ class Exchange(ABCExchange):
         help="Only for a development server (ngshare serve --dev): act as this user.",
     ).tag(config=True)
 
-    timeout = Float(60.0, help="Seconds to wait for the service before giving up.").tag(
-        config=True
-    )
+    timeout = Float(60.0, help="Seconds to wait for the service before giving up.").tag(config=True)
 
     retries = Integer(
         4, help="Retries (with exponential backoff) of requests that are safe to repeat."

@@ -34,7 +34,9 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
     def copy_files(self):
         course, assignment = self.course, self.assignment
         files = [f for f in self.manifest["files"] if not self.ignored(f["path"])]
-        self.log.info("Source: %s/v2/courses/%s/assignments/%s", self.service_url(), course, assignment)
+        self.log.info(
+            "Source: %s/v2/courses/%s/assignments/%s", self.service_url(), course, assignment
+        )
         self.log.info("Destination: %s", self.dest_path)
         with self.attempt(f"fetch {assignment} from course {course}", course):
             if os.path.isdir(self.dest_path):

@@ -41,8 +41,7 @@ class ExchangeReleaseAssignment(Exchange, ABCExchangeReleaseAssignment):
             released = assignment in self.released_names(course)
             if released and not self.force:
                 self.fail(
-                    "Destination already exists, add --force to overwrite: "
-                    f"{course} {assignment}"
+                    f"Destination already exists, add --force to overwrite: {course} {assignment}"
                 )
             if released:
                 self.log.info("Overwriting files: %s %s", course, assignment)

@@ -73,8 +73,7 @@ class ExchangeSubmit(Exchange, ABCExchangeSubmit):
         diff = f"Expected:\n\t{expected}\nSubmitted:\n\t{got}"
         if missing and self.strict:
             self.log.error(
-                "Assignment %s not submitted. There are missing notebooks for the "
-                "submission:\n%s",
+                "Assignment %s not submitted. There are missing notebooks for the submission:\n%s",
                 self.assignment,
                 diff,
             )
