@@ -106,6 +106,11 @@ class NgshareClient:
 
     # Reading
 
+    def whoami(self) -> dict:
+        """`{"username": ..., "admin": ...}` of the caller (the service's `<prefix>me`)."""
+        base = str(self.http.base_url).rstrip("/").removesuffix("/v2")
+        return self.request("GET", f"{base}/me")
+
     def courses(self) -> list[dict]:
         return self.request("GET", "courses")["courses"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -339,8 +340,6 @@ class Exchange(ABCExchange):
 
 def secret_sha256(directory: str) -> str | None:
     """sha256 of the directory's submission_secret.txt, which ties a copy to its submission."""
-    import hashlib
-
     path = os.path.join(directory, SECRET_FILE)
     if not os.path.isfile(path):
         return None
@@ -349,8 +348,6 @@ def secret_sha256(directory: str) -> str | None:
 
 
 def file_sha256(path: str) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

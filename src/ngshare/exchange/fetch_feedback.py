@@ -1,0 +1,96 @@
+"""nbgrader fetch_feedback: download the feedback of each of your submissions into
+`[<course>/]<assignment>/feedback/<timestamp>/`.
+
+One request lists your submissions of the assignment with their feedback.
+The timestamp directory is the one your local cache copy of that submission
+carries (matched by submission_secret.txt, else by time), or the service's
+timestamp in Exchange.timezone / timestamp_format for a submission made from
+another machine.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from nbgrader.exchange.abc import ExchangeFetchFeedback as ABCExchangeFetchFeedback
+
+from ngshare.exchange.base import SECRET_FILE, Exchange, manifest_sha, secret_sha256
+
+
+class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
+    def init_src(self):
+        assignment = self.local_name(self.coursedir.assignment_id, "assignment")
+        student_id = self.coursedir.student_id
+        if student_id != "*" and ("*" in student_id or "+" in student_id):
+            self.fail(f"The student ID should contain no '*' nor '+'; got {student_id}")
+        self.course = self.resolve_course(assignment)
+        self.assignment = assignment
+        action = f"fetch feedback for {assignment} from course {self.course}"
+        with self.attempt(action, self.course):
+            student = student_id if student_id != "*" else self.client.whoami()["username"]
+            self.submissions = self.client.student_submissions(
+                self.course, assignment, student, files=True
+            )
+        self.student = student
+
+    def init_dest(self):
+        self.dest_path = os.path.join(
+            self.assignment_root(self.course, self.assignment), "feedback"
+        )
+
+    def cached_timestamps(self) -> list[tuple[str, str | None]]:
+        """(timestamp, secret sha256) of each local cache copy of this assignment."""
+        cache_course = os.path.join(self.cache, self.local_name(self.course, "course"))
+        found = []
+        for path in glob.glob(os.path.join(glob.escape(cache_course), f"*+{self.assignment}+*")):
+            parts = os.path.basename(path).split("+")
+            if len(parts) == 3:
+                found.append((parts[2], secret_sha256(path)))
+        return found
+
+    def local_timestamp_of(self, submission: dict, cached: list[tuple[str, str | None]]) -> str:
+        secret = manifest_sha(submission.get("files", []), SECRET_FILE)
+        for timestamp, cached_secret in cached:
+            if secret is not None and cached_secret == secret:
+                return timestamp
+        for timestamp, _secret in cached:
+            if self.same_time(timestamp, submission["timestamp"]):
+                return timestamp
+        return self.local_timestamp(submission["timestamp"])
+
+    def copy_files(self):
+        course, assignment = self.course, self.assignment
+        self.log.info("Source: %s course %s", self.client.http.base_url, course)
+        self.log.info("Destination: %s", self.dest_path)
+        cached = self.cached_timestamps()
+        fetched = 0
+        for submission in self.submissions:
+            timestamp = self.local_timestamp_of(submission, cached)
+            feedback = submission.get("feedback")
+            if not feedback or not feedback.get("files"):
+                self.log.warning(
+                    "Could not find feedback for '%s/%s' submitted at %s",
+                    course,
+                    assignment,
+                    timestamp,
+                )
+                continue
+            self.log.info(
+                "Found feedback for '%s/%s' submitted at %s", course, assignment, timestamp
+            )
+            target = os.path.join(self.dest_path, self.local_name(timestamp, "timestamp"))
+            os.makedirs(target, exist_ok=True)
+            files = feedback["files"]
+            progress = self.client.progress
+            progress.start(sum(f["size"] for f in files), len(files), f"feedback {assignment}")
+            try:
+                with self.attempt(f"fetch feedback for {assignment}", course):
+                    for entry in files:
+                        written = self.client.download_file(course, entry, target)
+                        self.log.info("Fetched feedback: %s", written)
+                        fetched += 1
+            finally:
+                progress.finish()
+        if not self.submissions:
+            self.log.warning("You have no submission of '%s/%s'", course, assignment)

@@ -1,0 +1,152 @@
+"""A virtualenv with real nbgrader and this package, and people who run `nbgrader` in it.
+
+The exchange plugin under test is ours (`ngshare.exchange`), installed editable
+from this checkout beside `nbgrader==0.9.6`, in a virtualenv of its own at
+NGSHARE_NBGRADER_VENV (default `<repo>/.venv-nbgrader`). It is reused while
+its marker file matches the requirements and the checkout below; a half-built
+one is rebuilt. (tests/compat_env.py builds a different one, with the old
+third-party client.)
+
+Every `nbgrader` command runs as a separate process, in the person's own HOME
+and working directory, with only the environment a JupyterHub single-user
+server would give it (JUPYTERHUB_USER, JUPYTERHUB_API_TOKEN, and the service
+URL through NGSHARE_URL or the nbgrader config).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = "python3.11"
+NBGRADER = "nbgrader==0.9.6"
+MARKER = ".ngshare-nbgrader-ready"
+
+
+class NbgraderEnvError(RuntimeError):
+    """The nbgrader virtualenv could not be built."""
+
+
+def venv_path() -> Path:
+    return Path(os.environ.get("NGSHARE_NBGRADER_VENV") or REPO / ".venv-nbgrader")
+
+
+def _spec() -> str:
+    return f"{PYTHON} {NBGRADER} -e {REPO}\n"
+
+
+def _run(command: list[str], timeout: float) -> None:
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+    if result.returncode != 0:
+        raise NbgraderEnvError(
+            f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+
+
+def _build(venv: Path) -> None:
+    if venv.exists():
+        shutil.rmtree(venv)
+    python = shutil.which(PYTHON)
+    if python is None:
+        raise NbgraderEnvError(f"{PYTHON} is not on PATH")
+    _run([python, "-m", "venv", str(venv)], timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    _run([*pip, NBGRADER, "-e", f"{REPO}[nbgrader]"], timeout=1500)
+    (venv / MARKER).write_text(_spec())
+
+
+def ensure_venv(venv: Path | None = None) -> Path:
+    """Return the nbgrader virtualenv, building it first unless its marker says it is complete."""
+    venv = (venv or venv_path()).resolve()
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(str(venv).encode()).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"ngshare-nbgrader-{digest}.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        marker = venv / MARKER
+        if not (marker.is_file() and marker.read_text() == _spec()):
+            _build(venv)
+    return venv
+
+
+@dataclass
+class Person:
+    """One user running nbgrader from the virtualenv, in a home of their own.
+
+    `config` holds the lines of `~/nbgrader_config.py` (rewritten by `configure`);
+    `env` adds to or overrides the notebook-server-like environment.
+    """
+
+    name: str
+    token: str
+    venv: Path
+    home: Path
+    config: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.configure(self.config)
+
+    def configure(self, lines: list[str]) -> None:
+        self.config = list(lines)
+        (self.home / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
+
+    def environment(self) -> dict[str, str]:
+        """A clean environment: what a notebook server has, nothing inherited from pytest."""
+        base = {
+            "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "JUPYTERHUB_USER": self.name,
+            "JUPYTERHUB_API_TOKEN": self.token,
+        }
+        return {**base, **self.env}
+
+    def run(self, *command: str, cwd: Path | None = None, timeout: float = 120):
+        return subprocess.run(
+            list(command),
+            cwd=cwd or self.home,
+            env=self.environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            timeout=timeout,
+        )
+
+    def nbgrader(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `nbgrader <args>`; stdout and stderr come back together."""
+        return self.run(str(self.venv / "bin" / "nbgrader"), *args, cwd=cwd)
+
+    def python(self, script: str, *args: str, cwd: Path | None = None):
+        """Run a Python script with the virtualenv's interpreter; returns its JSON output."""
+        result = self.run(str(self.venv / "bin" / "python"), "-c", script, *args, cwd=cwd)
+        if result.returncode != 0:
+            raise AssertionError(f"script failed as {self.name}:\n{result.stdout}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def plugin_config(course: str | None, url: str | None, root: Path | None = None) -> list[str]:
+    """nbgrader_config.py lines that use our exchange (configure(c, url=...))."""
+    lines = [
+        "from ngshare.exchange import configure",
+        "c = get_config()",
+        f"configure(c, url={url!r})" if url else "configure(c)",
+    ]
+    if course is not None:
+        lines.append(f"c.CourseDirectory.course_id = {course!r}")
+    if root is not None:
+        lines.append(f"c.CourseDirectory.root = {str(root)!r}")
+    return lines
