@@ -106,8 +106,10 @@ class HubProcess:
         services: dict[str, list[str]],
         admin_users: list[str],
         proxy: Path,
+        service_scopes: dict[str, list[str]] | None = None,
     ) -> None:
         self.work_dir = work_dir
+        self.service_scopes = service_scopes or {}
         self.hub_port = free_port()
         self.proxy_port = free_port()
         self.proxy_api_port = free_port()
@@ -152,9 +154,13 @@ class HubProcess:
             {"name": "user", "scopes": ["self", "access:services"]},
             {
                 "name": "test-admin",
-                "scopes": ["admin:users", "tokens", "read:users"],
+                "scopes": ["admin:users", "tokens", "read:users", "admin:groups"],
                 "services": [ADMIN_SERVICE],
             },
+        ]
+        roles += [
+            {"name": f"{name}-extra", "scopes": scopes, "services": [name]}
+            for name, scopes in self.service_scopes.items()
         ]
         work = self.work_dir
         return "\n".join(

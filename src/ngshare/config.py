@@ -108,6 +108,24 @@ class Settings(BaseSettings):
     max_files_per_upload: int = Field(
         10000, description="Most files in one release, submission or feedback set."
     )
+    hub_student_groups: str | None = Field(
+        None,
+        description="Take course students from JupyterHub groups with this name pattern, "
+        "e.g. nbgrader-{course} (hub auth only; the service needs the list:groups and "
+        "read:groups scopes).",
+    )
+    hub_instructor_groups: str | None = Field(
+        None,
+        description="Take course instructors from JupyterHub groups with this name pattern, "
+        "e.g. formgrade-{course}.",
+    )
+    group_sync_minutes: float = Field(
+        5, description="How often the JupyterHub group sync runs when a pattern is set."
+    )
+    group_sync_creates_courses: bool = Field(
+        True,
+        description="Create a course when an instructor group names one that does not exist.",
+    )
     gc_interval_minutes: float = Field(
         0,
         description="Run garbage collection in the server every this many minutes (0: never; "
@@ -136,6 +154,13 @@ class Settings(BaseSettings):
         if value is None:
             return None
         return "/" + value.strip("/") + "/" if value.strip("/") else "/"
+
+    @field_validator("hub_student_groups", "hub_instructor_groups")
+    @classmethod
+    def _group_pattern(cls, value: str | None) -> str | None:
+        if value is not None and value.count("{course}") != 1:
+            raise ValueError("a group pattern must contain {course} exactly once")
+        return value
 
     @field_validator("port")
     @classmethod

@@ -30,6 +30,15 @@ def service_name() -> str:
     return os.environ.get("JUPYTERHUB_SERVICE_NAME") or "ngshare"
 
 
+def hub_api() -> tuple[str, str]:
+    """The Hub API URL and this service's own token, from the JUPYTERHUB_* environment."""
+    url = os.environ.get("JUPYTERHUB_API_URL", "")
+    token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+    if not url or not token:
+        raise ValueError("JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN must be set")
+    return url, token
+
+
 def make_hub_oauth(settings: Settings) -> HubOAuth:
     """A HubOAuth configured from the JUPYTERHUB_* environment and our settings."""
     scopes_from_env = os.environ.get("JUPYTERHUB_OAUTH_ACCESS_SCOPES")

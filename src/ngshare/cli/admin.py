@@ -98,6 +98,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_settings_flags(gc)
     gc.set_defaults(handler=_with_settings(lambda a, s: _gc_command(s, dry_run=a.dry_run)))
 
+    sync = commands.add_parser(
+        "sync-groups",
+        help="Update rosters from JupyterHub groups once.",
+        description="Read the Hub's groups (JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN) and make "
+        "course rosters follow --hub-student-groups / --hub-instructor-groups. Example: "
+        "ngshare sync-groups --hub-student-groups 'nbgrader-{course}' --database-url URL",
+    )
+    add_settings_flags(sync)
+    sync.set_defaults(handler=_with_settings(lambda _a, s: _sync_command(s)))
+
     db = commands.add_parser("db", help="Database schema migrations.")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     for name, text in (
@@ -150,6 +160,26 @@ def _gc_command(settings: Settings, *, dry_run: bool) -> int:
         print("another process is collecting garbage; nothing done")
     else:
         print(("would remove: " if dry_run else "") + report.summary())
+    return 0
+
+
+def _sync_command(settings: Settings) -> int:
+    from ngshare.db.engine import Database
+    from ngshare.domain.groups import sync_from_hub
+
+    if not (settings.hub_student_groups or settings.hub_instructor_groups):
+        print("ngshare: give --hub-student-groups and/or --hub-instructor-groups", file=sys.stderr)
+        return 2
+    assert settings.database_url
+    db = Database(settings.database_url)
+    try:
+        report = sync_from_hub(db, settings)
+    except (ValueError, OSError) as exc:
+        print(f"ngshare: group sync failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(report.summary())
     return 0
 
 

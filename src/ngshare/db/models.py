@@ -59,6 +59,9 @@ class Member(Base):
     first_name: Mapped[str | None] = mapped_column(String(255))
     last_name: Mapped[str | None] = mapped_column(String(255))
     email: Mapped[str | None] = mapped_column(String(255))
+    # "manual" (API, CLI, pages) or "hub-group" (JupyterHub group sync, which
+    # only ever removes the members it added itself)
+    source: Mapped[str] = mapped_column(String(16), default="manual", server_default="manual")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     course: Mapped[Course] = relationship(back_populates="members")
