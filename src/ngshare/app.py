@@ -24,6 +24,8 @@ from ngshare.background import background_tasks
 from ngshare.config import Settings
 from ngshare.db.engine import Database
 from ngshare.errors import NgshareError
+from ngshare.metrics import Metrics
+from ngshare.middleware import ObservabilityMiddleware
 from ngshare.state import AppState
 from ngshare.storage import LocalBlobStore
 
@@ -62,6 +64,10 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.ngshare = state
+    metrics = Metrics()
+    metrics.attach(state)
+    app.state.metrics = metrics
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.include_router(health.build_router(prefix))
     app.include_router(build_v1(), prefix=prefix.rstrip("/"))
     app.include_router(build_v2(), prefix=prefix + "v2")

@@ -84,6 +84,14 @@ class Settings(BaseSettings):
         description="URL prefix of the API. Default: JUPYTERHUB_SERVICE_PREFIX, else /api/.",
     )
     log_level: LogLevel = Field("info", description="Log level.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log line format: text, or json (one object per line)."
+    )
+    metrics_token: str | None = Field(
+        None,
+        description="Bearer token that Prometheus sends to read <prefix>metrics and /metrics "
+        "(without it, only admins may read them).",
+    )
     migrate: bool = Field(
         True, description="Apply database migrations at start (--no-migrate to skip)."
     )

@@ -7,18 +7,14 @@ import sys
 
 import uvicorn
 
+from ngshare import logs
 from ngshare.config import Settings
 
 log = logging.getLogger("ngshare")
 
 
 def serve(settings: Settings) -> int:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if settings.log_level != "debug":
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         settings.check()
     except ValueError as exc:
@@ -50,7 +46,8 @@ def serve(settings: Settings) -> int:
         port=settings.port or 10101,
         log_level=settings.log_level,
         timeout_keep_alive=30,
-        access_log=settings.log_level == "debug",
+        access_log=False,
+        log_config=None,
     )
     return 0
 

@@ -42,16 +42,16 @@ async def authenticate(
 
     In dev mode a `user` field names the caller directly.
     """
-    if isinstance(authenticator, DevAuthenticator):
-        name = fields.get("user") or request.query_params.get("user")
-        if name:
-            return await authenticator.user_for_credential(name)
     credential = header_token(request)
+    if isinstance(authenticator, DevAuthenticator):
+        credential = fields.get("user") or request.query_params.get("user")
     if credential is None and request.method in SAFE_METHODS:
         credential = session_credential(request, signer)
     if credential is None:
         raise Unauthenticated(authenticator.missing_message)
-    return await authenticator.user_for_credential(credential)
+    user = await authenticator.user_for_credential(credential)
+    request.state.user = user.name  # for the access log
+    return user
 
 
 def header_token(request: Request) -> str | None:

@@ -1,79 +1,27 @@
-"""Reading a roster CSV: tolerant of column order, extra columns, a BOM and short rows."""
+"""Reading a roster CSV file for the CLI; the parsing is `ngshare.domain.roster_csv`."""
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ngshare.client import ClientError
+from ngshare.domain.roster_csv import (
+    REQUIRED,
+    Roster,
+    RosterRow,
+    RowProblem,
+    decode_roster,
+    parse_roster,
+)
+from ngshare.errors import BadRequest
 
-REQUIRED = ("student_id", "first_name", "last_name", "email")
-
-
-@dataclass(frozen=True)
-class RosterRow:
-    row: int  # line number in the file, header = 1
-    username: str
-    first_name: str
-    last_name: str
-    email: str
-
-    def as_v1(self) -> dict[str, str]:
-        return {
-            "username": self.username,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "email": self.email,
-        }
-
-
-@dataclass(frozen=True)
-class RowProblem:
-    row: int
-    username: str
-    problem: str
-
-
-@dataclass
-class Roster:
-    rows: list[RosterRow] = field(default_factory=list)
-    problems: list[RowProblem] = field(default_factory=list)
+__all__ = ["REQUIRED", "Roster", "RosterRow", "RowProblem", "read_roster"]
 
 
 def read_roster(path: Path) -> Roster:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return parse_roster(decode_roster(path.read_bytes()))
     except FileNotFoundError:
         raise ClientError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise ClientError(f"{path}: not UTF-8 text") from None
-    reader = csv.reader(text.splitlines())
-    header = [name.strip().lower() for name in next(reader, [])]
-    missing = [name for name in REQUIRED if name not in header]
-    if missing:
-        raise ClientError(f"{path}: the header lacks the column(s) {', '.join(missing)}")
-    where = {name: header.index(name) for name in REQUIRED}
-    roster = Roster()
-    seen: dict[str, int] = {}
-    for number, cells in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in cells):
-            continue
-        values = {name: cells[i].strip() if i < len(cells) else "" for name, i in where.items()}
-        username = values["student_id"]
-        if not username:
-            roster.problems.append(RowProblem(number, "", "empty student_id; row skipped"))
-        elif len(cells) < len(header):
-            roster.problems.append(RowProblem(number, username, "row has too few columns; skipped"))
-        elif username in seen:
-            roster.problems.append(
-                RowProblem(number, username, f"duplicate of row {seen[username]}; skipped")
-            )
-        else:
-            seen[username] = number
-            roster.rows.append(
-                RosterRow(
-                    number, username, values["first_name"], values["last_name"], values["email"]
-                )
-            )
-    return roster
+    except BadRequest as exc:
+        raise ClientError(f"{path}: {exc.message}") from None

@@ -7,26 +7,28 @@ connection) returns the submission already made instead of a second one.
 
 from __future__ import annotations
 
-import json
 import re
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from ngshare.api.v2.assignments import manifest_files
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, InstructorOrSelf, State
 from ngshare.api.v2.schemas import Manifest, SubmissionDetail, SubmissionList, SubmissionOut
 from ngshare.api.v2.transfer import archive_response
-from ngshare.db.models import Feedback, FileSet, Release, Submission
-from ngshare.domain.archives import ArchiveEntry, InlineEntry
+from ngshare.db.models import Submission
+from ngshare.domain.archives import ArchiveEntry
 from ngshare.domain.filesets import create_fileset, list_files
 from ngshare.domain.lookup import latest_timestamp, released_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
+from ngshare.domain.submissions import collect_entries
+from ngshare.domain.submissions import latest_only as _latest_only
+from ngshare.domain.submissions import submission_summary as _out
+from ngshare.domain.submissions import submissions_query as _query
 from ngshare.errors import BadRequest, Conflict, NotFound
-from ngshare.timestamps import format_v1, next_after, utcnow
+from ngshare.timestamps import next_after, utcnow
 
 router = APIRouter(tags=["v2: submissions"])
 
@@ -36,49 +38,6 @@ FILES_HELP = (
     "Also give each submission's `files` and its feedback's `files` (the nbgrader "
     "exchange lists notebooks and feedback state this way, in one request)"
 )
-
-
-def _query(assignment_id: int) -> Select:
-    """Submissions with their release version, file set and feedback, in one query."""
-    feedback_set = aliased(FileSet)
-    return (
-        select(Submission, Release.version, FileSet, Feedback, feedback_set)
-        .join(FileSet, FileSet.id == Submission.fileset_id)
-        .outerjoin(Release, Release.id == Submission.release_id)
-        .outerjoin(Feedback, Feedback.submission_id == Submission.id)
-        .outerjoin(feedback_set, feedback_set.id == Feedback.fileset_id)
-        .where(Submission.assignment_id == assignment_id)
-        .order_by(Submission.timestamp, Submission.student)
-    )
-
-
-def _out(row) -> dict:
-    submission, version, fileset, feedback, feedback_set = row
-    return {
-        "id": submission.id,
-        "student": submission.student,
-        "timestamp": format_v1(submission.timestamp),
-        "submitted_at": submission.timestamp,
-        "release_version": version,
-        "file_count": fileset.file_count,
-        "total_size": fileset.total_size,
-        "feedback": None
-        if feedback is None
-        else {"updated_at": feedback.created_at, "file_count": feedback_set.file_count},
-    }
-
-
-def _latest_only(query: Select, assignment_id: int) -> Select:
-    newest = (
-        select(Submission.student, func.max(Submission.timestamp).label("newest"))
-        .where(Submission.assignment_id == assignment_id)
-        .group_by(Submission.student)
-        .subquery()
-    )
-    return query.join(
-        newest,
-        (newest.c.student == Submission.student) & (newest.c.newest == Submission.timestamp),
-    )
 
 
 @router.post(
@@ -249,17 +208,5 @@ def collect(
     wanted = {s for s in (students or "").split(",") if s}
     with state.db.read() as session:
         row = released_assignment(session, ctx.course_id, assignment)
-        query = _latest_only(_query(row.id), row.id)
-        if wanted:
-            query = query.where(Submission.student.in_(wanted))
-        picked = [
-            (r[0].student, _out(r), list_files(session, r[0].fileset_id))
-            for r in session.execute(query)
-        ]
-    index = [{k: out[k] for k in ("student", "id", "timestamp")} for _s, out, _f in picked]
-    entries: list = [InlineEntry("submissions.json", json.dumps(index, indent=1).encode())]
-    for student, _out_row, files in picked:
-        entries += [
-            ArchiveEntry(f"{student}/{f.path}", f.sha256, f.size, f.executable) for f in files
-        ]
+        entries = collect_entries(session, row.id, wanted)
     return archive_response(format, f"{assignment}-submissions", entries, state.store)

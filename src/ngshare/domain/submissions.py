@@ -1,0 +1,87 @@
+"""Listing submissions with their release version, files and feedback, in one query.
+
+Shared by the v2 API and the web pages, so both show the same facts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from sqlalchemy import Row, Select, func, select
+from sqlalchemy.orm import Session, aliased
+
+from ngshare.db.models import Feedback, FileSet, Release, Submission
+from ngshare.domain.archives import ArchiveEntry, Entry, InlineEntry
+from ngshare.domain.filesets import list_files
+from ngshare.timestamps import format_v1
+
+
+def submissions_query(assignment_id: int) -> Select:
+    """Rows of (Submission, release version, FileSet, Feedback | None, feedback FileSet | None)."""
+    feedback_set = aliased(FileSet)
+    return (
+        select(Submission, Release.version, FileSet, Feedback, feedback_set)
+        .join(FileSet, FileSet.id == Submission.fileset_id)
+        .outerjoin(Release, Release.id == Submission.release_id)
+        .outerjoin(Feedback, Feedback.submission_id == Submission.id)
+        .outerjoin(feedback_set, feedback_set.id == Feedback.fileset_id)
+        .where(Submission.assignment_id == assignment_id)
+        .order_by(Submission.timestamp, Submission.student)
+    )
+
+
+def submission_summary(row: Row) -> dict:
+    """One row of `submissions_query` as the v2 API describes a submission."""
+    submission, version, fileset, feedback, feedback_set = row
+    return {
+        "id": submission.id,
+        "student": submission.student,
+        "timestamp": format_v1(submission.timestamp),
+        "submitted_at": submission.timestamp,
+        "release_version": version,
+        "file_count": fileset.file_count,
+        "total_size": fileset.total_size,
+        "feedback": None
+        if feedback is None
+        else {"updated_at": feedback.created_at, "file_count": feedback_set.file_count},
+    }
+
+
+def latest_only(query: Select, assignment_id: int) -> Select:
+    """Restrict `submissions_query` to each student's newest submission."""
+    newest = (
+        select(Submission.student, func.max(Submission.timestamp).label("newest"))
+        .where(Submission.assignment_id == assignment_id)
+        .group_by(Submission.student)
+        .subquery()
+    )
+    return query.join(
+        newest,
+        (newest.c.student == Submission.student) & (newest.c.newest == Submission.timestamp),
+    )
+
+
+def collect_entries(
+    session: Session, assignment_id: int, students: Iterable[str] = ()
+) -> list[Entry]:
+    """Every (or each named) student's newest submission as archive entries.
+
+    `<student>/<files>`, after a `submissions.json` that lists student, id and
+    timestamp of each submission included.
+    """
+    wanted = set(students)
+    query = latest_only(submissions_query(assignment_id), assignment_id)
+    if wanted:
+        query = query.where(Submission.student.in_(wanted))
+    picked = [
+        (r[0].student, submission_summary(r), list_files(session, r[0].fileset_id))
+        for r in session.execute(query)
+    ]
+    index = [{k: out[k] for k in ("student", "id", "timestamp")} for _s, out, _f in picked]
+    entries: list[Entry] = [InlineEntry("submissions.json", json.dumps(index, indent=1).encode())]
+    for student, _out, files in picked:
+        entries += [
+            ArchiveEntry(f"{student}/{f.path}", f.sha256, f.size, f.executable) for f in files
+        ]
+    return entries

@@ -1,0 +1,95 @@
+"""Prometheus metrics: requests, latency, bytes, uploads in flight, storage, DB pool.
+
+Route labels name the handler (`v2.blobs.upload_blob`), never the concrete
+path, so the number of series stays bounded. Per-course
+storage and the pool figures are computed when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select
+
+from ngshare.db.models import Assignment, Course, Feedback, FileSet, Release, Submission
+from ngshare.state import AppState
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "ngshare_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ngshare_request_seconds",
+            "Request duration",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.bytes_in = Counter("ngshare_bytes_in", "Request body bytes", registry=self.registry)
+        self.bytes_out = Counter("ngshare_bytes_out", "Response body bytes", registry=self.registry)
+        self.in_flight = Gauge(
+            "ngshare_uploads_in_flight",
+            "Requests with a body being received",
+            registry=self.registry,
+        )
+
+    def attach(self, state: AppState) -> None:
+        self.registry.register(_StateCollector(state))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StateCollector:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        storage = GaugeMetricFamily(
+            "ngshare_course_storage_bytes",
+            "Bytes of releases, submissions and feedback per course",
+            labels=["course"],
+        )
+        for course, used in course_storage(self.state):
+            storage.add_metric([course], used)
+        yield storage
+        pool = self.state.db.engine.pool
+        for name, attribute in (("size", "size"), ("checked_out", "checkedout")):
+            reading = getattr(pool, attribute, None)
+            if callable(reading):
+                yield GaugeMetricFamily(
+                    f"ngshare_db_pool_{name}", f"Database pool {name}", value=reading()
+                )
+
+
+def course_storage(state: AppState) -> list[tuple[str, int]]:
+    """(course, bytes) for every course, in three grouped queries."""
+    totals: dict[str, int] = {}
+    with state.db.read() as session:
+        names = dict(session.execute(select(Course.id, Course.name)).all())
+        queries = [
+            select(Assignment.course_id, func.sum(FileSet.total_size))
+            .join(Release, Release.assignment_id == Assignment.id)
+            .join(FileSet, FileSet.id == Release.fileset_id),
+            select(Assignment.course_id, func.sum(FileSet.total_size))
+            .join(Submission, Submission.assignment_id == Assignment.id)
+            .join(FileSet, FileSet.id == Submission.fileset_id),
+            select(Assignment.course_id, func.sum(FileSet.total_size))
+            .join(Submission, Submission.assignment_id == Assignment.id)
+            .join(Feedback, Feedback.submission_id == Submission.id)
+            .join(FileSet, FileSet.id == Feedback.fileset_id),
+        ]
+        for query in queries:
+            for course_id, used in session.execute(query.group_by(Assignment.course_id)):
+                totals[names[course_id]] = totals.get(names[course_id], 0) + int(used or 0)
+    return sorted((name, totals.get(name, 0)) for name in names.values())
