@@ -27,7 +27,7 @@ from ngshare.errors import NgshareError
 from ngshare.metrics import Metrics
 from ngshare.middleware import ObservabilityMiddleware
 from ngshare.state import AppState
-from ngshare.storage import LocalBlobStore
+from ngshare.storage import open_store
 
 log = logging.getLogger("ngshare")
 
@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     state = AppState(
         settings=settings,
         db=Database(settings.database_url),
-        store=LocalBlobStore(settings.storage_dir),
+        store=open_store(settings),
         authenticator=build_authenticator(settings),
         signer=CookieSigner(settings),
     )

@@ -49,9 +49,20 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the metadata database. Default: SQLite file "
         "<data-dir>/ngshare.db. Example: postgresql+psycopg://ngshare@db/ngshare",
     )
+    storage: Literal["local", "s3"] = Field(
+        "local", description="Where file contents go: a local directory, or an S3 bucket."
+    )
     storage_dir: Path | None = Field(
         None, description="Directory of the local blob store. Default: <data-dir>/blobs."
     )
+    s3_bucket: str | None = Field(None, description="Bucket of the S3 blob store.")
+    s3_prefix: str = Field("ngshare", description="Key prefix inside the bucket.")
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint for MinIO, Ceph or GCS (default: AWS). Credentials come from "
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE.",
+    )
+    s3_region: str | None = Field(None, description="S3 region (default: from the AWS config).")
     auth: AuthKind | None = Field(
         None,
         description="Authenticator: hub (JupyterHub tokens and OAuth), token-file, or dev "
@@ -210,6 +221,8 @@ class Settings(BaseSettings):
             )
         if self.auth == "dev" and not is_loopback(self.host or ""):
             raise ValueError(f"--dev refuses to listen on {self.host!r}: use a loopback address")
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("--storage s3 needs --s3-bucket")
         if self.auth == "token-file" and self.token_file is None:
             raise ValueError("--auth token-file needs --token-file FILE")
         if self.auth == "hub" and not os.environ.get("JUPYTERHUB_API_TOKEN"):

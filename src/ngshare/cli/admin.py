@@ -146,13 +146,13 @@ _serve = _with_settings(_serve_with)
 def _gc_command(settings: Settings, *, dry_run: bool) -> int:
     from ngshare.db.engine import Database
     from ngshare.domain.gc import collect_exclusively, gc_options
-    from ngshare.storage import LocalBlobStore
+    from ngshare.storage import open_store
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     assert settings.database_url and settings.storage_dir
     db = Database(settings.database_url)
     try:
-        store = LocalBlobStore(settings.storage_dir)
+        store = open_store(settings)
         report = collect_exclusively(db, store, dry_run=dry_run, **gc_options(settings))
     finally:
         db.dispose()

@@ -12,3 +12,17 @@ __all__ = [
     "UploadBusy",
     "hash_bytes",
 ]
+
+
+def open_store(settings) -> BlobStore:
+    """The blob store the settings choose."""
+    if settings.storage == "s3":
+        from ngshare.storage.s3 import S3BlobStore
+
+        return S3BlobStore(
+            settings.s3_bucket,
+            settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+        )
+    return LocalBlobStore(settings.storage_dir)
