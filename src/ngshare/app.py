@@ -28,6 +28,7 @@ from ngshare.metrics import Metrics
 from ngshare.middleware import ObservabilityMiddleware
 from ngshare.state import AppState
 from ngshare.storage import open_store
+from ngshare.web import build_router as build_web
 
 log = logging.getLogger("ngshare")
 
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(build_oauth(state.authenticator, state.signer, prefix))  # type: ignore[arg-type]
     with_form = settings.auth != "hub"
     app.include_router(build_login(state.authenticator, state.signer, prefix, with_form))
+    app.include_router(build_web(prefix))
     install_error_handlers(app, prefix + "v2/")
     return app
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -55,5 +57,5 @@ def logout(request: Request, form: Form, state: State) -> RedirectResponse:
 
 @router.get("/ui/logged-out")
 def logged_out(request: Request, state: State) -> HTMLResponse:
-    login = f"{prefix_of(state)}login?next={page_url(state)}"
+    login = f"{prefix_of(state)}login?{urlencode({'next': page_url(state)})}"
     return render(request, "logged_out.html", None, title="Logged out", login=login)

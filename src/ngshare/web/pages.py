@@ -141,6 +141,8 @@ def render(
 ) -> HTMLResponse:
     state = get_state(request)
     flash = take_flash(request, state)
+    context.setdefault("nav", "")
+    context.setdefault("tab", "")
     body = TEMPLATES.get_template(template).render(
         title=title,
         viewer=viewer,
@@ -252,21 +254,57 @@ def file_field(form: FormData, name: str) -> UploadFile | None:
     return value if isinstance(value, UploadFile) and value.filename else None
 
 
-def course_context(course: str, viewer: ViewerDep, state: State) -> CourseContext:
-    """The viewer's standing in the course in the path; 404 when there is no such course."""
-    return load_course_context(state, course, viewer.user)
+@dataclass(frozen=True)
+class CoursePage:
+    """The viewer and their standing in the course named in the path."""
+
+    viewer: Viewer
+    ctx: CourseContext
+
+    @property
+    def course(self) -> str:
+        return self.ctx.course
+
+    @property
+    def course_id(self) -> int:
+        return self.ctx.course_id
+
+    @property
+    def is_instructor(self) -> bool:
+        return self.ctx.is_instructor
+
+    @property
+    def role(self) -> str:
+        """What the pages show: admin, instructor or student."""
+        if self.viewer.user.admin and self.ctx.role != "instructor":
+            return "admin"
+        return self.ctx.role or ""
 
 
-def member_context(ctx: Annotated[CourseContext, Depends(course_context)]) -> CourseContext:
-    if not ctx.is_member:
+def course_page(course: str, viewer: ViewerDep, state: State) -> CoursePage:
+    """404 when there is no such course (whoever asks), like the API."""
+    return CoursePage(viewer, load_course_context(state, course, viewer.user))
+
+
+CourseDep = Annotated[CoursePage, Depends(course_page)]
+
+
+def member_page(page: CourseDep) -> CoursePage:
+    if not page.ctx.is_member:
         raise PermissionDenied()
-    return ctx
+    return page
 
 
-def instructor_context(ctx: Annotated[CourseContext, Depends(course_context)]) -> CourseContext:
-    if not ctx.is_instructor:
+def instructor_page(page: CourseDep) -> CoursePage:
+    if not page.ctx.is_instructor:
         raise PermissionDenied()
-    return ctx
+    return page
+
+
+def admin_page(page: CourseDep) -> CoursePage:
+    if not page.viewer.user.admin:
+        raise PermissionDenied()
+    return page
 
 
 def admin_viewer(viewer: ViewerDep) -> Viewer:
@@ -275,8 +313,9 @@ def admin_viewer(viewer: ViewerDep) -> Viewer:
     return viewer
 
 
-MemberCtx = Annotated[CourseContext, Depends(member_context)]
-InstructorCtx = Annotated[CourseContext, Depends(instructor_context)]
+CourseMember = Annotated[CoursePage, Depends(member_page)]
+CourseInstructor = Annotated[CoursePage, Depends(instructor_page)]
+CourseAdmin = Annotated[CoursePage, Depends(admin_page)]
 AdminDep = Annotated[Viewer, Depends(admin_viewer)]
 
 
@@ -334,6 +373,9 @@ class PageRoute(APIRoute):
                 response = await error_page(request, 400, message)
             except StarletteHTTPException as exc:
                 response = await error_page(request, exc.status_code, str(exc.detail))
+            except Exception:
+                log.exception("Unhandled error on %s %s", request.method, request.url.path)
+                response = await error_page(request, 500, "Something went wrong on the server.")
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             response.headers.setdefault("Cache-Control", "no-store")

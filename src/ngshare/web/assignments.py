@@ -1,0 +1,168 @@
+"""An assignment's page (every student for instructors, your own work for students) and downloads.
+
+Downloads are archives (zip or tar) streamed with the same functions as the
+v2 API, under the pages' own login: a submission or its feedback for its
+student or the course's instructors, every newest submission for
+instructors, the released files for every member.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from sqlalchemy import select
+
+from ngshare.api.v2.transfer import archive_response
+from ngshare.db.models import Release
+from ngshare.domain.archives import ArchiveEntry
+from ngshare.domain.filesets import list_files
+from ngshare.domain.submissions import collect_entries
+from ngshare.errors import NotFound
+from ngshare.web.pages import CourseInstructor, CourseMember, PageRoute, State, render
+from ngshare.web.queries import (
+    assignment_students,
+    current_version,
+    feedback_files,
+    find_assignment,
+    find_submission,
+    student_submissions,
+)
+
+router = APIRouter(route_class=PageRoute)
+
+BASE = "/ui/courses/{course}/assignments/{assignment}"
+FORMAT = Query("zip", pattern="^(zip|tar)$", description="zip or tar")
+
+
+@router.get(BASE)
+def assignment_page(
+    assignment: str, request: Request, page: CourseMember, state: State
+) -> HTMLResponse:
+    with state.db.read() as session:
+        row = find_assignment(session, page.course_id, assignment, not page.is_instructor)
+        release = current_version(session, row)
+        versions = list(
+            session.execute(
+                select(Release.version, Release.created_at, Release.created_by)
+                .where(Release.assignment_id == row.id)
+                .order_by(Release.version)
+            )
+        )
+        if page.is_instructor:
+            students = assignment_students(session, page.course_id, row.id)
+            mine = []
+        else:
+            students = []
+            mine = student_submissions(session, row.id, page.viewer.name)
+    context = {
+        "page": page,
+        "assignment": assignment,
+        "release": release,
+        "versions": versions,
+        "tab": "assignments",
+    }
+    if page.is_instructor:
+        submitted = sum(1 for s in students if s.count)
+        return render(
+            request,
+            "assignment.html",
+            page.viewer,
+            title=f"{assignment} in {page.course}",
+            students=students,
+            submitted=submitted,
+            **context,
+        )
+    return render(
+        request,
+        "assignment_student.html",
+        page.viewer,
+        title=f"{assignment} in {page.course}",
+        submissions=mine,
+        **context,
+    )
+
+
+@router.get(BASE + "/student")
+def student_history(
+    assignment: str, request: Request, page: CourseInstructor, state: State, name: str
+) -> HTMLResponse:
+    """Every submission of one student, with files and feedback."""
+    with state.db.read() as session:
+        row = find_assignment(session, page.course_id, assignment, False)
+        submissions = student_submissions(session, row.id, name)
+    if not submissions:
+        raise NotFound("This student has no submissions for this assignment")
+    return render(
+        request,
+        "history.html",
+        page.viewer,
+        title=f"{name}: submissions of {assignment}",
+        page=page,
+        assignment=assignment,
+        student=name,
+        submissions=submissions,
+        tab="assignments",
+    )
+
+
+def _own_submission(session, page, assignment: str, submission_id: int):
+    """A submission of this course's assignment: any for instructors, one's own for students."""
+    row = find_assignment(session, page.course_id, assignment, not page.is_instructor)
+    student = None if page.is_instructor else page.viewer.name
+    return row, find_submission(session, row.id, submission_id, student)
+
+
+@router.get(BASE + "/submissions/{submission_id}/download")
+def download_submission(
+    assignment: str, submission_id: int, page: CourseMember, state: State, format: str = FORMAT
+) -> StreamingResponse:
+    with state.db.read() as session:
+        _row, found = _own_submission(session, page, assignment, submission_id)
+    entries = [
+        ArchiveEntry(f"{found.student}/{f.path}", f.sha256, f.size, f.executable)
+        for f in found.files
+    ]
+    stamp = found.submitted_at.strftime("%Y%m%dT%H%M%SZ")
+    return archive_response(format, f"{assignment}-{found.student}-{stamp}", entries, state.store)
+
+
+@router.get(BASE + "/submissions/{submission_id}/feedback")
+def download_feedback(
+    assignment: str, submission_id: int, page: CourseMember, state: State, format: str = FORMAT
+) -> StreamingResponse:
+    with state.db.read() as session:
+        row, found = _own_submission(session, page, assignment, submission_id)
+        files = feedback_files(session, row.id, found.id)
+    entries = [
+        ArchiveEntry(f"{found.student}/{f.path}", f.sha256, f.size, f.executable) for f in files
+    ]
+    name = f"{assignment}-{found.student}-feedback"
+    return archive_response(format, name, entries, state.store)
+
+
+@router.get(BASE + "/collect")
+def download_all(
+    assignment: str, page: CourseInstructor, state: State, format: str = FORMAT
+) -> StreamingResponse:
+    """Every student's newest submission, `<student>/<files>`, after `submissions.json`."""
+    with state.db.read() as session:
+        row = find_assignment(session, page.course_id, assignment, False)
+        entries = collect_entries(session, row.id)
+    return archive_response(format, f"{assignment}-submissions", entries, state.store)
+
+
+@router.get(BASE + "/release")
+def download_release(
+    assignment: str, page: CourseMember, state: State, format: str = FORMAT
+) -> StreamingResponse:
+    """The files of the current release, under `<assignment>/`."""
+    with state.db.read() as session:
+        row = find_assignment(session, page.course_id, assignment, True)
+        release = current_version(session, row)
+        if release is None:
+            raise NotFound("Assignment not found")
+        files = list_files(session, release.fileset_id)
+    entries = [
+        ArchiveEntry(f"{assignment}/{f.path}", f.sha256, f.size, f.executable) for f in files
+    ]
+    return archive_response(format, f"{assignment}-v{release.version}", entries, state.store)
