@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,6 +116,16 @@ class Person:
         return {**base, **self.env}
 
     def run(self, *command: str, cwd: Path | None = None, timeout: float = 120):
+        """Run a command as this person; NGSHARE_TEST_TIMING=1 prints how long it took."""
+        started = time.monotonic()
+        try:
+            return self._run(*command, cwd=cwd, timeout=timeout)
+        finally:
+            if os.environ.get("NGSHARE_TEST_TIMING"):
+                took = time.monotonic() - started
+                print(f"[{took:5.1f} s] {self.name}: {' '.join(command[1:])[:70]}")
+
+    def _run(self, *command: str, cwd: Path | None, timeout: float):
         return subprocess.run(
             list(command),
             cwd=cwd or self.home,
