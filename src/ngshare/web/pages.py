@@ -166,7 +166,15 @@ def take_flash(request: Request, state: AppState) -> dict | None:
     saved = state.signer.load(
         request.cookies.get(FLASH_COOKIE), purpose="flash", max_age=FLASH_MAX_AGE
     )
-    return saved if isinstance(saved, dict) else None
+    if not isinstance(saved, dict):
+        return None
+    kind = saved.get("kind")
+    return {
+        "kind": kind if kind in ("ok", "warning", "error") else "ok",
+        "text": str(saved.get("text", "")),
+        "report": saved.get("report") or [],
+        "omitted": saved.get("omitted") or 0,
+    }
 
 
 def redirect(
