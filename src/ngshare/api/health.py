@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
-from ngshare.api.v1.deps import CurrentUser, v1_args
+from ngshare.api.v1.deps import CurrentUser
 from ngshare.auth import authenticate
 from ngshare.auth.base import header_token
 from ngshare.errors import PermissionDenied
@@ -63,7 +63,7 @@ def build_router(prefix: str) -> APIRouter:
         offered = header_token(request)
         if not (expected and offered and hmac.compare_digest(expected, offered)):
             user = await authenticate(
-                state.authenticator, state.signer, request, await v1_args(request, state)
+                state.authenticator, state.signer, request, dict(request.query_params)
             )
             if not user.admin:
                 raise PermissionDenied("metrics are for admins and the metrics token")

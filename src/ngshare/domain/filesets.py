@@ -1,9 +1,10 @@
 """File sets: turning uploaded trees into stored blobs and manifests, and back.
 
 Order of work for an upload, so that a failure leaves nothing half-written:
-1. decode and validate every file (paths, base64, limits) in memory; any error
-   is a 400/413 before a single byte is stored;
-2. store each blob (temp file, fsync, rename; existing blobs are only touched);
+1. decode and validate every file (paths, base64, limits) as it streams in,
+   into temporary files (`ngshare.api.v1.wire`); any error is a 400/413 and
+   the temporary files are dropped, so not a single blob is stored;
+2. commit each blob (fsynced, renamed into place; existing blobs are only touched);
 3. in one database transaction, insert missing blob rows, the file set and its
    entries, and the row that points at it (release, submission, feedback).
 If step 3 fails, the blobs of step 2 have no row that references them, which
@@ -13,7 +14,6 @@ is exactly what the garbage collector looks for.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 from collections.abc import Iterator
@@ -24,11 +24,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ngshare.config import Limits
 from ngshare.db.engine import Database
 from ngshare.db.models import Blob, FileEntry, FileSet
-from ngshare.errors import BadRequest, TooLarge
-from ngshare.paths import check_tree
 from ngshare.storage import BlobStore, Digest, hash_bytes
 
 B64_CHUNK = 3 * 256 * 1024  # a multiple of 3, so chunks encode independently
@@ -49,41 +46,11 @@ def manifest_digest(files: list[StagedFile]) -> str:
     return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
 
 
-def decode_v1_files(raw: str | None, limits: Limits) -> list[tuple[str, bytes]]:
-    """Parse the v1 `files` field into (path, bytes) pairs, validating everything."""
-    if raw is None:
-        raise BadRequest("Please supply files")
-    try:
-        entries = json.loads(raw)
-    except ValueError:
-        raise BadRequest("Files cannot be JSON decoded") from None
-    if not isinstance(entries, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("content"), str) for e in entries
-    ):
-        raise BadRequest("Incorrect request format")
-    if len(entries) > limits.files_per_upload:
-        raise TooLarge(f"Too many files: the limit is {limits.files_per_upload} per upload")
-    paths = check_tree(e.get("path") for e in entries)
-    decoded: list[tuple[str, bytes]] = []
-    total = 0
-    for path, entry in zip(paths, entries, strict=True):
-        data = _b64decode(entry["content"])
-        if len(data) > limits.file_bytes:
-            raise TooLarge(f"File {path} exceeds the limit of {limits.file_bytes // 2**20} MiB")
-        total += len(data)
-        if total > limits.upload_bytes:
-            raise TooLarge(f"Upload exceeds the limit of {limits.upload_bytes // 2**20} MiB")
-        decoded.append((path, data))
-    return decoded
-
-
-def _b64decode(text: str) -> bytes:
-    """Strict base64 that tolerates the line breaks `base64.encodebytes` inserts."""
-    compact = "".join(text.split())
-    try:
-        return binascii.a2b_base64(compact.encode("ascii"), strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise BadRequest("Content cannot be base64 decoded") from None
+def commit_staged(entries: list) -> list[StagedFile]:
+    """Make staged uploads durable blobs (after the request was found valid)."""
+    for entry in entries:
+        entry.staging.commit()
+    return [StagedFile(entry.path, entry.digest) for entry in entries]
 
 
 def store_files(store: BlobStore, files: list[tuple[str, bytes]]) -> list[StagedFile]:

@@ -26,6 +26,23 @@ class Digest:
     size: int
 
 
+class Hashes:
+    """sha256 and md5 of a stream, fed as it passes."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5()
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.md5.update(data)
+        self.size += len(data)
+
+    def digest(self) -> Digest:
+        return Digest(self.sha256.hexdigest(), self.md5.hexdigest(), self.size)
+
+
 def hash_bytes(data: bytes) -> Digest:
     return Digest(hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), len(data))
 
@@ -63,6 +80,23 @@ class Upload(Protocol):
     def abort(self) -> None: ...
 
 
+class Staging(Protocol):
+    """Bytes whose name (hash) is not known until they have all arrived (v1 uploads).
+
+    `write` appends while sha256 and md5 are computed; `finish` returns the
+    digest; `commit` makes the blob durable under its name (an identical blob
+    already stored is kept and touched instead); `discard` drops it.
+    """
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> Digest: ...
+
+    def commit(self) -> None: ...
+
+    def discard(self) -> None: ...
+
+
 class BlobStore(Protocol):
     """What the server needs from a place that keeps bytes."""
 
@@ -76,6 +110,9 @@ class BlobStore(Protocol):
 
     def touch(self, sha256: str) -> bool:
         """Mark a blob as wanted now (the GC spares recent blobs); False when missing."""
+
+    def stage(self) -> Staging:
+        """Start receiving bytes of a blob whose hash is not known yet."""
 
     def begin_upload(self, sha256: str, key: str) -> Upload:
         """Start or continue receiving blob `sha256` for uploader `key`."""

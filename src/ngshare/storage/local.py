@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from ngshare.storage.base import CHUNK, Digest, HashMismatch, UploadBusy
+from ngshare.storage.base import CHUNK, Digest, Hashes, HashMismatch, UploadBusy
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -82,6 +82,9 @@ class LocalBlobStore:
         tag = hashlib.sha256(key.encode()).hexdigest()[:16]
         return self.tmp / f"partial-{sha256}-{tag}"
 
+    def stage(self) -> LocalStaging:
+        return LocalStaging(self)
+
     def begin_upload(self, sha256: str, key: str) -> LocalUpload:
         return LocalUpload(self, sha256, self._partial_path(sha256, key))
 
@@ -123,6 +126,43 @@ class LocalBlobStore:
         fd, name = tempfile.mkstemp(dir=self.tmp, prefix="ready-")
         os.close(fd)
         os.unlink(name)
+
+
+class LocalStaging:
+    """A temporary file in `tmp/`, hashed as written, renamed into place on commit."""
+
+    def __init__(self, store: LocalBlobStore) -> None:
+        self.store = store
+        fd, name = tempfile.mkstemp(dir=store.tmp, prefix="stage-")
+        self.path = Path(name)
+        self.handle = os.fdopen(fd, "wb")
+        self.hashes = Hashes()
+        self.result: Digest | None = None
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.hashes.update(data)
+
+    def finish(self) -> Digest:
+        if self.result is None:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            self.handle.close()
+            self.result = self.hashes.digest()
+        return self.result
+
+    def commit(self) -> None:
+        digest = self.finish()
+        final = self.store.path_for(digest.sha256)
+        if self.store._touch(final):
+            self.path.unlink(missing_ok=True)
+            return
+        self.store._commit(self.path, final)
+
+    def discard(self) -> None:
+        if not self.handle.closed:
+            self.handle.close()
+        self.path.unlink(missing_ok=True)
 
 
 class LocalUpload:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from ngshare.storage.base import CHUNK, Digest, HashMismatch
+from ngshare.storage.base import CHUNK, Digest, Hashes, HashMismatch
 
 PART_SIZE = 8 * 1024 * 1024  # S3 needs at least 5 MiB for every part but the last
 
@@ -148,6 +149,9 @@ class S3BlobStore:
         tag = hashlib.sha256(key.encode()).hexdigest()[:16]
         return self._key("partial", f"{sha256}-{tag}")
 
+    def stage(self) -> S3Staging:
+        return S3Staging(self)
+
     def begin_upload(self, sha256: str, key: str) -> S3Upload:
         return S3Upload(self, sha256, self._partial_key(sha256, key))
 
@@ -212,6 +216,34 @@ class S3Reader(io.RawIOBase):
     def close(self) -> None:
         self._drop()
         super().close()
+
+
+class S3Staging:
+    """Spooled to a local temporary file (hashing on the way), uploaded on commit."""
+
+    def __init__(self, store: S3BlobStore) -> None:
+        self.store = store
+        self.spool = tempfile.TemporaryFile(prefix="ngshare-stage-")  # noqa: SIM115 (closed in commit or discard)
+        self.hashes = Hashes()
+
+    def write(self, data: bytes) -> None:
+        self.spool.write(data)
+        self.hashes.update(data)
+
+    def finish(self) -> Digest:
+        return self.hashes.digest()
+
+    def commit(self) -> None:
+        digest = self.finish()
+        if not self.store.touch(digest.sha256):
+            self.spool.seek(0)
+            self.store.s3.upload_fileobj(
+                self.spool, self.store.bucket, self.store.blob_key(digest.sha256)
+            )
+        self.spool.close()
+
+    def discard(self) -> None:
+        self.spool.close()
 
 
 class S3Upload:

@@ -17,9 +17,8 @@ from ngshare.api.v1.deps import CourseInstructor, CourseMember, State, V1Args, c
 from ngshare.api.v1.responses import ok, streamed
 from ngshare.db.models import Assignment, Release
 from ngshare.domain.filesets import (
-    decode_v1_files,
+    commit_staged,
     list_files,
-    store_files,
     v1_tree_json,
     with_md5,
 )
@@ -64,7 +63,7 @@ def release_assignment(
     with state.db.read() as session:
         if _is_released(session, ctx.course_id, assignment):
             raise Conflict("Assignment already exists")
-    staged = store_files(state.store, decode_v1_files(args.get("files"), state.limits))
+    staged = commit_staged(args.staged_files())
     try:
         with state.db.write() as session:
             row = assignment_row(session, ctx.course_id, assignment)

@@ -1,29 +1,37 @@
 """Request arguments, the caller, and the permission dependencies of v1.
 
-v1 takes arguments from the query string and the form body alike, and in dev
-mode the user name too, so the caller is known only after the body is read.
+v1 takes arguments from the query string and the form body alike. Outside dev
+mode the caller is known from the header before the body is read; in dev mode
+the user name may itself be a form field.
 Authorization is declared on each route by its parameter types (see
 `ngshare.api.permissions`).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
-from urllib.parse import parse_qsl
+from urllib.parse import quote_plus
 
 from fastapi import Depends, Request
-from starlette.requests import ClientDisconnect
 
 from ngshare.api.permissions import Permissions, check_name
+from ngshare.api.v1.form import FormDecoder, read_form
+from ngshare.api.v1.wire import FilesResult, StagedEntry
 from ngshare.auth import User, authenticate
-from ngshare.errors import BadRequest, TooLarge
+from ngshare.auth.dev import DevAuthenticator
+from ngshare.errors import BadRequest
 from ngshare.state import AppState, get_state
-
-FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 class Args(dict[str, str]):
-    """Query-string and form fields merged; a form field wins over the same query field."""
+    """Query-string and form fields merged; a form field wins over the same query field.
+
+    The `files` field is not kept as text: it was decoded while it streamed in,
+    into staged blobs (`staged_files`), or into the error it turned out to hold.
+    """
+
+    files: FilesResult | None = None
 
     def flag(self, name: str) -> bool:
         return self.get(name, "").strip().lower() in ("true", "1", "yes")
@@ -34,42 +42,44 @@ class Args(dict[str, str]):
             raise BadRequest(message)
         return value
 
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"Request body exceeds the server limit of {limit // 2**20} MiB")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"Request body exceeds the server limit of {limit // 2**20} MiB")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise BadRequest("Client disconnected before the request body was complete") from None
-    return b"".join(chunks)
+    def staged_files(self) -> list[StagedEntry]:
+        """The uploaded files, or the first problem found in them (raised now)."""
+        if self.files is None:
+            raise BadRequest("Please supply files")
+        if self.files.error is not None:
+            raise self.files.error
+        return self.files.entries
 
 
-async def v1_args(request: Request, state: AppState = Depends(get_state)) -> Args:
+async def v1_args(request: Request, state: AppState = Depends(get_state)) -> AsyncIterator[Args]:
+    """The request's fields; uploaded files are staged, and dropped after the response
+    unless the route committed them."""
     args = Args(request.query_params.items())
-    if request.method in ("POST", "PUT", "DELETE"):
-        body = await read_body(request, state.limits.request_bytes)
-        content_type = request.headers.get("content-type", FORM_TYPE).split(";")[0].strip()
-        if body and content_type != FORM_TYPE:
-            raise BadRequest(f"Request body must be {FORM_TYPE}")
-        try:
-            args.update(parse_qsl(body.decode("ascii"), keep_blank_values=True))
-        except (UnicodeDecodeError, ValueError):
-            raise BadRequest("Request body is not valid form data") from None
-    return args
+    decoder = FormDecoder(state.store.stage, state.limits)
+    try:
+        if "files" in args:  # some old clients send it in the query string
+            decoder.feed(("files=" + quote_plus(args.pop("files"))).encode())
+            decoder.close()
+        if request.method in ("POST", "PUT", "DELETE"):
+            if not isinstance(state.authenticator, DevAuthenticator):
+                # refuse strangers before reading what may be a large body
+                request.state.ngshare_user = await authenticate(
+                    state.authenticator, state.signer, request, args
+                )
+            await read_form(request, decoder, state.limits.request_bytes)
+        args.update(decoder.fields)
+        args.files = decoder.files
+        yield args
+    finally:
+        decoder.discard()
 
 
 async def current_user(
     request: Request, args: Args = Depends(v1_args), state: AppState = Depends(get_state)
 ) -> User:
+    known = getattr(request.state, "ngshare_user", None)
+    if known is not None:
+        return known
     return await authenticate(state.authenticator, state.signer, request, args)
 
 

@@ -11,10 +11,9 @@ from ngshare.api.v1.deps import CourseInstructor, InstructorOrSelf, State, V1Arg
 from ngshare.api.v1.responses import ok, streamed
 from ngshare.db.models import Feedback, FileSet
 from ngshare.domain.filesets import (
+    commit_staged,
     create_fileset,
-    decode_v1_files,
     list_files,
-    store_files,
     v1_tree_json,
     with_md5,
 )
@@ -35,7 +34,7 @@ def upload_feedback(
         require_student(session, ctx.course_id, row.id, student)
         stamp = parse_v1(args.required("timestamp", "Please supply timestamp"))
         submission_id = find_submission(session, row.id, student, stamp).id
-    staged = store_files(state.store, decode_v1_files(args.get("files"), state.limits))
+    staged = commit_staged(args.staged_files())
     try:
         with state.db.write() as session:
             old = session.scalar(select(Feedback).where(Feedback.submission_id == submission_id))

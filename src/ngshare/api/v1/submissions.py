@@ -17,10 +17,9 @@ from ngshare.api.v1.deps import (
 from ngshare.api.v1.responses import ok, streamed
 from ngshare.db.models import Submission
 from ngshare.domain.filesets import (
+    commit_staged,
     create_fileset,
-    decode_v1_files,
     list_files,
-    store_files,
     v1_tree_json,
     with_md5,
 )
@@ -74,7 +73,7 @@ def submit(assignment: str, ctx: CourseMember, args: V1Args, state: State) -> JS
     """Store a new submission by the caller, stamped strictly after their previous one."""
     with state.db.read() as session:
         released_assignment(session, ctx.course_id, assignment)
-    staged = store_files(state.store, decode_v1_files(args.get("files"), state.limits))
+    staged = commit_staged(args.staged_files())
     for _attempt in range(SUBMIT_ATTEMPTS):
         try:
             with state.db.write() as session:

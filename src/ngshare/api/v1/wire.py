@@ -1,0 +1,395 @@
+"""Streaming decoder of a v1 upload body, in flat memory.
+
+A v1 upload is `files=<percent-encoded JSON list of {"path", "content": base64}>`
+plus a few small form fields. Decoding it the obvious way (read the body,
+`parse_qsl`, `json.loads`, `b64decode`) holds the assignment in memory five
+times and spends most of a second per 30 MB in `urllib`'s unquote. Here each
+layer is undone incrementally as the body arrives:
+
+1. `FormDecoder` splits the form; small fields are kept, the `files` field is
+   percent-decoded chunk by chunk (`binascii.a2b_qp` does the work in C, with
+   urllib as the fallback for anything unusual);
+2. `FilesParser` walks the JSON list; paths are read whole, each `content`
+   string is unescaped and base64-decoded in pieces straight into a blob
+   store `Staging` (a temporary file hashed as it is written).
+
+The first problem found (bad JSON, illegal path, bad base64, a limit) is kept
+in `error`, not raised: the contract reports course and permission errors
+before argument errors, so the route raises it at the right moment.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import unquote_to_bytes
+
+from ngshare.config import Limits
+from ngshare.errors import BadRequest, NgshareError, TooLarge
+from ngshare.paths import MAX_PATH_LENGTH, check_tree, is_safe_path
+from ngshare.storage import Digest
+from ngshare.storage.base import Staging
+
+SMALL_FIELD_LIMIT = 1024 * 1024
+BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+WHITESPACE = b" \t\r\n"
+
+
+def unquote_plus_bytes(data: bytes) -> bytes:
+    """Form-decode bytes: `+` is a space, `%XX` a byte (what urllib does, much faster)."""
+    data = data.replace(b"+", b" ")
+    if b"%" not in data:
+        return data
+    if b"=" in data or b"\n" in data or b"\r" in data or BAD_ESCAPE.search(data):
+        return unquote_to_bytes(data)  # not what a2b_qp can take as is
+    return binascii.a2b_qp(data.replace(b"%", b"="))
+
+
+class PercentDecoder:
+    """Incremental form decoding; an escape split across chunks waits for its end."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = self.pending + data
+        cut = data.rfind(b"%", max(0, len(data) - 2))
+        self.pending = data[cut:] if cut != -1 else b""
+        return unquote_plus_bytes(data[:cut] if cut != -1 else data)
+
+    def close(self) -> bytes:
+        rest, self.pending = self.pending, b""
+        return unquote_plus_bytes(rest)
+
+
+@dataclass
+class StagedEntry:
+    path: str
+    staging: Staging
+    digest: Digest
+
+
+@dataclass
+class FilesResult:
+    entries: list[StagedEntry] = field(default_factory=list)
+    error: NgshareError | None = None
+
+    def discard(self) -> None:
+        for entry in self.entries:
+            entry.staging.discard()
+
+
+class Base64Sink:
+    """Strict base64 decoding of pieces, written to a Staging as they complete."""
+
+    def __init__(self, staging: Staging, limit: int, path_hint: Callable[[], str]) -> None:
+        self.staging = staging
+        self.limit = limit
+        self.path_hint = path_hint
+        self.carry = b""
+        self.size = 0
+
+    def feed(self, text: bytes) -> None:
+        text = self.carry + text.translate(None, WHITESPACE)
+        usable = len(text) - len(text) % 4
+        self.carry = text[usable:]
+        if usable:
+            self._write(text[:usable])
+
+    def close(self) -> None:
+        if self.carry:
+            raise BadRequest("Content cannot be base64 decoded")
+
+    def _write(self, text: bytes) -> None:
+        try:
+            data = binascii.a2b_base64(text, strict_mode=True)
+        except binascii.Error:
+            raise BadRequest("Content cannot be base64 decoded") from None
+        self.size += len(data)
+        if self.size > self.limit:
+            mib = self.limit // 2**20
+            raise TooLarge(f"File {self.path_hint()} exceeds the limit of {mib} MiB")
+        self.staging.write(data)
+
+
+class _NeedMore(Exception):
+    """The buffer ends before the current token does."""
+
+
+class FilesParser:
+    """Incremental parser of the v1 `files` JSON list; file contents go to Stagings."""
+
+    def __init__(self, stage: Callable[[], Staging], limits: Limits) -> None:
+        self.stage = stage
+        self.limits = limits
+        self.buf = b""
+        self.state = "start"
+        self.key: str | None = None
+        self.entry: dict = {}
+        self.sink: Base64Sink | None = None
+        self.total = 0
+        self.result = FilesResult()
+
+    # driving
+
+    def feed(self, data: bytes) -> None:
+        if self.result.error is not None:
+            return
+        self.buf += data
+        try:
+            while self._step():
+                pass
+        except NgshareError as exc:
+            self._fail(exc)
+
+    def close(self) -> FilesResult:
+        if self.result.error is None and self.state == "not_list":
+            try:
+                json.loads(self.buf)
+                self._fail(BadRequest("Incorrect request format"))
+            except ValueError:
+                self._fail(BadRequest("Files cannot be JSON decoded"))
+        elif self.result.error is None and self.state != "done":
+            self._fail(BadRequest("Files cannot be JSON decoded"))
+        if self.result.error is None:
+            try:
+                check_tree(entry.path for entry in self.result.entries)
+            except NgshareError as exc:
+                self._fail(exc)
+        return self.result
+
+    def _fail(self, error: NgshareError) -> None:
+        self.result.error = self.result.error or error
+        if self.sink is not None:
+            self.sink.staging.discard()
+            self.sink = None
+        self.buf = b""
+
+    # tokens
+
+    def _skip_ws(self) -> bool:
+        stripped = self.buf.lstrip(WHITESPACE)
+        self.buf = stripped
+        return bool(stripped)
+
+    def _take(self, literal: bytes) -> bool:
+        if self.buf.startswith(literal):
+            self.buf = self.buf[len(literal) :]
+            return True
+        return False
+
+    def _string_end(self, start: int) -> int:
+        """Index of the closing quote of the string starting at buf[start] == '"'."""
+        position = start + 1
+        while True:
+            quote = self.buf.find(b'"', position)
+            if quote == -1:
+                raise _NeedMore
+            backslashes = len(self.buf[position:quote]) - len(
+                self.buf[position:quote].rstrip(b"\\")
+            )
+            if backslashes % 2 == 0:
+                return quote
+            position = quote + 1
+
+    def _small_string(self, limit: int) -> str:
+        try:
+            end = self._string_end(0)
+        except _NeedMore:
+            if len(self.buf) > limit:
+                raise BadRequest("Illegal path") from None
+            raise
+        raw, self.buf = self.buf[: end + 1], self.buf[end + 1 :]
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise BadRequest("Files cannot be JSON decoded") from None
+
+    def _skip_value(self) -> None:
+        """Skip any JSON value (unknown keys such as `checksum`)."""
+        first = self.buf[:1]
+        if first == b'"':
+            end = self._string_end(0)
+            self.buf = self.buf[end + 1 :]
+            return
+        if first in (b"{", b"["):
+            depth, position = 0, 0
+            while True:
+                if position >= len(self.buf):
+                    raise _NeedMore
+                char = self.buf[position : position + 1]
+                if char == b'"':
+                    self.buf = self.buf[position:]
+                    position = self._string_end(0) + 1
+                    continue
+                if char in (b"{", b"["):
+                    depth += 1
+                elif char in (b"}", b"]"):
+                    depth -= 1
+                    if depth == 0:
+                        self.buf = self.buf[position + 1 :]
+                        return
+                position += 1
+        match = re.match(rb"[^,}\]\s]+", self.buf)
+        if match is None or match.end() == len(self.buf):
+            raise _NeedMore
+        try:
+            json.loads(match.group())
+        except ValueError:
+            raise BadRequest("Files cannot be JSON decoded") from None
+        self.buf = self.buf[match.end() :]
+
+    def _step(self) -> bool:
+        """Advance one token; False when more input is needed."""
+        if self.state == "content":
+            return self._content()
+        if not self._skip_ws():
+            return False
+        try:
+            return getattr(self, "_state_" + self.state)()
+        except _NeedMore:
+            return False
+
+    def _state_start(self) -> bool:
+        self.state = "item" if self._take(b"[") else "not_list"
+        return True
+
+    def _state_not_list(self) -> bool:
+        """Not a list: keep it (bounded) to tell bad JSON from a wrong shape at the end."""
+        if len(self.buf) > SMALL_FIELD_LIMIT:
+            raise BadRequest("Incorrect request format")
+        return False
+
+    def _state_item(self) -> bool:
+        if self._take(b"]"):
+            self.state = "done"
+        elif self._take(b"{"):
+            self.entry = {}
+            self.state = "key"
+            if len(self.result.entries) >= self.limits.files_per_upload:
+                n = self.limits.files_per_upload
+                raise TooLarge(f"Too many files: the limit is {n} per upload")
+        else:
+            raise BadRequest("Incorrect request format")
+        return True
+
+    def _state_key(self) -> bool:
+        if self._take(b"}"):
+            self._end_entry()
+            return True
+        if self.buf[:1] != b'"':
+            raise BadRequest("Files cannot be JSON decoded")
+        self.key = self._small_string(1024)
+        self.state = "colon"
+        return True
+
+    def _state_colon(self) -> bool:
+        if not self._take(b":"):
+            raise BadRequest("Files cannot be JSON decoded")
+        self.state = "value"
+        return True
+
+    def _state_value(self) -> bool:
+        if self.key == "content":
+            if not self._take(b'"'):
+                raise BadRequest("Incorrect request format")
+            staging = self.stage()
+            self.sink = Base64Sink(
+                staging, self.limits.file_bytes, lambda: str(self.entry.get("path", "?"))
+            )
+            self.entry["content"] = staging
+            self.state = "content"
+            return True
+        if self.key == "path" and self.buf[:1] == b'"':
+            self.entry["path"] = self._small_string(MAX_PATH_LENGTH * 6 + 2)
+        elif self.key == "path":
+            self._skip_value()
+            self.entry["path"] = None
+        else:
+            self._skip_value()
+        self.state = "after_value"
+        return True
+
+    def _state_after_value(self) -> bool:
+        if self._take(b","):
+            self.state = "key"
+        elif self._take(b"}"):
+            self._end_entry()
+        else:
+            raise BadRequest("Files cannot be JSON decoded")
+        return True
+
+    def _state_after_item(self) -> bool:
+        if self._take(b","):
+            self.state = "item"
+        elif self._take(b"]"):
+            self.state = "done"
+        else:
+            raise BadRequest("Files cannot be JSON decoded")
+        return True
+
+    def _state_done(self) -> bool:
+        raise BadRequest("Files cannot be JSON decoded")
+
+    def _content(self) -> bool:
+        """Stream the content string: everything up to its closing quote, unescaped."""
+        assert self.sink is not None
+        quote = self._find_unescaped_quote()
+        if quote == -1:
+            safe = len(self.buf) - 6  # an escape (\\uXXXX at most) may continue later
+            backslash = self.buf.rfind(b"\\", max(0, safe))
+            cut = backslash if backslash != -1 else len(self.buf)
+            if cut <= 0:
+                return False
+            piece, self.buf = self.buf[:cut], self.buf[cut:]
+            self.sink.feed(_unescape(piece))
+            return False
+        piece, self.buf = self.buf[:quote], self.buf[quote + 1 :]
+        self.sink.feed(_unescape(piece))
+        self.sink.close()
+        self.total += self.sink.size
+        if self.total > self.limits.upload_bytes:
+            mib = self.limits.upload_bytes // 2**20
+            raise TooLarge(f"Upload exceeds the limit of {mib} MiB")
+        self.sink = None
+        self.state = "after_value"
+        return True
+
+    def _find_unescaped_quote(self) -> int:
+        position = 0
+        while True:
+            quote = self.buf.find(b'"', position)
+            if quote == -1:
+                return -1
+            run = self.buf[position:quote]
+            backslashes = len(run) - len(run.rstrip(b"\\"))
+            if backslashes % 2 == 0:
+                return quote
+            position = quote + 1
+
+    def _end_entry(self) -> None:
+        staging = self.entry.get("content")
+        path = self.entry.get("path")
+        if staging is None:
+            raise BadRequest("Incorrect request format")
+        if not is_safe_path(path):
+            staging.discard()
+            raise BadRequest("Illegal path")
+        self.result.entries.append(StagedEntry(path, staging, staging.finish()))
+        self.state = "after_item"
+
+
+def _unescape(piece: bytes) -> bytes:
+    """JSON string escapes undone; base64 content only ever has line breaks escaped."""
+    if b"\\" not in piece:
+        return piece
+    quick = piece.replace(b"\\n", b"").replace(b"\\r", b"").replace(b"\\/", b"/")
+    if b"\\" not in quick:
+        return quick
+    try:
+        return json.loads(b'"' + piece + b'"').encode("ascii")
+    except (ValueError, UnicodeEncodeError):
+        raise BadRequest("Content cannot be base64 decoded") from None
