@@ -56,8 +56,9 @@ def course_home(request: Request, page: CourseMember, state: State) -> HTMLRespo
     )
 
 
-def _roster_url(state, page: CoursePage, anchor: str = "") -> str:
-    return page_url(state, "courses", page.course, "roster") + anchor
+def _roster_url(state, page: CoursePage) -> str:
+    """Where a roster form returns to: the top, so that its message is in view."""
+    return page_url(state, "courses", page.course, "roster")
 
 
 @router.get("/ui/courses/{course}/roster")
@@ -84,7 +85,7 @@ def _names(form) -> dict[str, str]:
 @router.post("/ui/courses/{course}/students/add")
 def add_student(request: Request, page: CourseInstructor, form: Form, state: State):
     username = text_field(form, "username")
-    back = _roster_url(state, page, "#students")
+    back = _roster_url(state, page)
     try:
         check_name(username, "user")
         with state.db.write() as session:
@@ -127,7 +128,7 @@ def edit_student(
     _student(state, page, username)
     with state.db.write() as session:
         roster.set_student(session, page.course_id, username, _names(form))
-    return redirect(request, _roster_url(state, page, "#students"), f"Student {username} updated.")
+    return redirect(request, _roster_url(state, page), f"Student {username} updated.")
 
 
 @router.post("/ui/courses/{course}/students/remove")
@@ -135,7 +136,7 @@ def remove_student(
     request: Request, page: CourseInstructor, form: Form, state: State
 ) -> RedirectResponse:
     username = text_field(form, "username")
-    back = _roster_url(state, page, "#students")
+    back = _roster_url(state, page)
     try:
         with state.db.write() as session:
             roster.remove(session, page.course_id, username, "student")
@@ -150,7 +151,7 @@ def remove_student(
 async def upload_roster(
     request: Request, page: CourseInstructor, form: Form, state: State
 ) -> RedirectResponse:
-    back = _roster_url(state, page, "#upload")
+    back = _roster_url(state, page)
     upload = file_field(form, "roster")
     if upload is None:
         return redirect(request, back, "Choose a CSV file to upload.", kind="error")
@@ -197,7 +198,7 @@ def add_instructor(
     request: Request, page: CourseAdmin, form: Form, state: State
 ) -> RedirectResponse:
     username = text_field(form, "username")
-    back = _roster_url(state, page, "#instructors")
+    back = _roster_url(state, page)
     try:
         check_name(username, "user")
         with state.db.write() as session:
@@ -215,7 +216,7 @@ def remove_instructor(
     request: Request, page: CourseAdmin, form: Form, state: State
 ) -> RedirectResponse:
     username = text_field(form, "username")
-    back = _roster_url(state, page, "#instructors")
+    back = _roster_url(state, page)
     try:
         with state.db.write() as session:
             roster.remove(session, page.course_id, username, "instructor")

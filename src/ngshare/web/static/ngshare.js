@@ -10,10 +10,11 @@ document.addEventListener("submit", (event) => {
 });
 
 // A filter box above long tables: hides rows whose text does not contain the query.
+const FILTER_FROM_ROWS = 8;
 document.addEventListener("DOMContentLoaded", () => {
   for (const input of document.querySelectorAll("input[data-filter]")) {
     const table = document.getElementById(input.dataset.filter);
-    if (!table) continue;
+    if (!table || table.tBodies[0].rows.length < FILTER_FROM_ROWS) continue;
     input.closest(".filter").hidden = false;
     input.addEventListener("input", () => {
       const query = input.value.trim().toLowerCase();
