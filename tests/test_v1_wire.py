@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import random
+import re
 from urllib.parse import unquote_to_bytes, urlencode
 
 from hypothesis import given, settings
@@ -94,6 +95,8 @@ def test_streamed_decoding_matches_the_plain_decoding(tree, escape_slashes, line
 def test_percent_decoding_matches_urllib(raw, seed):
     encoded = urlencode({"x": raw})[2:].encode()
     rng = random.Random(seed)
+    if rng.random() < 0.5:  # escapes may come in lower case too
+        encoded = re.sub(rb"%[0-9A-F]{2}", lambda m: m.group().lower(), encoded)
     decoder = PercentDecoder()
     out = bytearray()
     position = 0

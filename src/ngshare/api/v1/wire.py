@@ -34,18 +34,28 @@ from ngshare.storage import Digest
 from ngshare.storage.base import Staging
 
 SMALL_FIELD_LIMIT = 1024 * 1024
-BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 WHITESPACE = b" \t\r\n"
 
 
+FORM_TO_QP = bytes.maketrans(b"+%", b" =")
+
+
 def unquote_plus_bytes(data: bytes) -> bytes:
-    """Form-decode bytes: `+` is a space, `%XX` a byte (what urllib does, much faster)."""
-    data = data.replace(b"+", b" ")
-    if b"%" not in data:
-        return data
-    if b"=" in data or b"\n" in data or b"\r" in data or BAD_ESCAPE.search(data):
-        return unquote_to_bytes(data)  # not what a2b_qp can take as is
-    return binascii.a2b_qp(data.replace(b"%", b"="))
+    """Form-decode bytes: `+` is a space, `%XX` a byte (what urllib does, much faster).
+
+    Mapping `%` to `=` turns form encoding into quoted-printable, which
+    `binascii.a2b_qp` decodes in C. Should the input hold anything
+    quoted-printable reads differently (a raw `=`, a line break, an escape that
+    is not two hex digits), the output length gives it away and urllib decodes.
+    """
+    escapes = data.count(b"%")
+    if not escapes:
+        return data.replace(b"+", b" ")
+    if b"=" not in data and b"\n" not in data and b"\r" not in data:
+        decoded = binascii.a2b_qp(data.translate(FORM_TO_QP))
+        if len(decoded) == len(data) - 2 * escapes:
+            return decoded
+    return unquote_to_bytes(data.replace(b"+", b" "))
 
 
 class PercentDecoder:
@@ -386,7 +396,10 @@ def _unescape(piece: bytes) -> bytes:
     """JSON string escapes undone; base64 content only ever has line breaks escaped."""
     if b"\\" not in piece:
         return piece
-    quick = piece.replace(b"\\n", b"").replace(b"\\r", b"").replace(b"\\/", b"/")
+    quick = piece.replace(b"\\n", b"")  # what encodebytes' line breaks became
+    if b"\\" not in quick:
+        return quick
+    quick = quick.replace(b"\\r", b"").replace(b"\\/", b"/")
     if b"\\" not in quick:
         return quick
     try:
