@@ -176,3 +176,54 @@ def test_list_returns_what_the_filesystem_exchange_returns(venv, tmp_path_factor
     assert newest["has_local_feedback"] and newest["has_exchange_feedback"]
     assert newest["feedback_updated"] is True
     assert updated["submissions"][0]["has_exchange_feedback"] is False
+
+
+URL_SCRIPT = r"""
+import json, os
+from traitlets.config import Config
+from nbgrader.exchange.abc import ExchangeError
+from ngshare.exchange.base import Exchange
+
+found = {}
+for name in ("NGSHARE_URL", "JUPYTERHUB_API_URL", "NGSHARE_SERVICE_NAME"):
+    os.environ.pop(name, None)
+c = Config()
+c.Exchange.ngshare_url = "http://127.0.0.1:1/explicit/"
+found["explicit"] = Exchange(config=c).service_url()
+os.environ["NGSHARE_URL"] = "http://127.0.0.1:2/from-env"
+found["env"] = Exchange().service_url()
+del os.environ["NGSHARE_URL"]
+os.environ["JUPYTERHUB_API_URL"] = "http://127.0.0.1:8081/prefix/hub/api"
+found["hub"] = Exchange().service_url()
+c = Config()
+c.Exchange.service_name = "share2"
+found["hub_named"] = Exchange(config=c).service_url()
+del os.environ["JUPYTERHUB_API_URL"]
+try:
+    Exchange().service_url()
+except ExchangeError as exc:
+    found["none"] = str(exc)
+for bad in ("..", "a/b", ""):
+    try:
+        Exchange().local_name(bad, "course")
+    except ExchangeError as exc:
+        found.setdefault("refused", []).append(str(exc))
+print(json.dumps(found))
+"""
+
+
+def test_service_url_and_names(venv, tmp_path):
+    found = Person("runner", "", venv, tmp_path / "runner").python(URL_SCRIPT)
+    assert found == {
+        "explicit": "http://127.0.0.1:1/explicit",
+        "env": "http://127.0.0.1:2/from-env",
+        "hub": "http://127.0.0.1:8081/prefix/services/ngshare",
+        "hub_named": "http://127.0.0.1:8081/prefix/services/share2",
+        "none": "Cannot find the ngshare service: set c.Exchange.ngshare_url in "
+        "nbgrader_config.py or the NGSHARE_URL environment variable",
+        "refused": [
+            "Refusing to use '..' as a course directory name",
+            "Refusing to use 'a/b' as a course directory name",
+            "Refusing to use '' as a course directory name",
+        ],
+    }

@@ -8,7 +8,7 @@ stu2 has CourseDirectory.ignore / include / max_file_size set.
 Checked: fetch with an unset course (one match; several matches refused),
 fetch --replace (only missing files come back), submit --strict (refused
 with a notebook missing; without it, a warning), ignore (directories pruned),
-include, max_file_size, max_dir_size, collect --before-duedate, list --cached
+include, max_file_size, max_dir_size, progress in the log, collect --before-duedate, list --cached
 --remove, list --remove (withdraws the release; submissions are kept).
 Assignments that only need to exist are released through the client library.
 """
@@ -80,6 +80,7 @@ def test_every_option(venv, server, tmp_path):
             "c.CourseDirectory.ignore = ['.ipynb_checkpoints', '__pycache__', 'scratch']",
             "c.CourseDirectory.include = ['*.ipynb', '*.csv', '*.txt']",
             "c.CourseDirectory.max_file_size = 10",
+            "c.Exchange.progress_min_bytes = 1000",
         ],
     )
     write_source(inst, "ps1", NOTEBOOKS)
@@ -139,6 +140,9 @@ def test_every_option(venv, server, tmp_path):
         (work / ".ipynb_checkpoints" / "problem1-checkpoint.ipynb").write_text("{}")
         output = ok(stu2, "submit", "ps1")
         assert "Ignoring file too large" in output
+        # Transfers over progress_min_bytes are reported (bytes and files) in the log.
+        assert lines(output, r"submit ps1: \d+ files, [\d.]+ KiB$"), output
+        assert lines(output, r"submit ps1: done, 100%, .* of .*, \d+/\d+ files in "), output
         first = submitted_timestamp(output, A, "ps1")
         too_big = fails(stu2, "submit", "ps1", "--CourseDirectory.max_dir_size=1")
         assert too_big.startswith("Directory size is too big. Size is ")
