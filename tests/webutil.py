@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.servers import ServerProcess, token_for
 from tests.v1util import encode_files, ok
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads a browser here
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 800}
 CSRF_RE = re.compile(r'name="csrf" value="([^"]*)"')
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
@@ -81,3 +95,15 @@ def submit(api, course: str, student: str, name: str = "ps1", files: dict | None
 def feedback(api, course: str, student: str, stamp: str, name: str = "ps1") -> None:
     body = {"timestamp": stamp, "files": encode_files({"ps1.html": b"<p>well done</p>"})}
     ok(api("inst1").post(f"feedback/{course}/{name}/{student}", data=body))
+
+
+def chromium_browser() -> Iterator:
+    """Debian's chromium driven by Playwright, for a module-scoped fixture."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
