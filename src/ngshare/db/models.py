@@ -191,3 +191,27 @@ class Feedback(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     fileset: Mapped[FileSet] = relationship()
+
+
+class Event(Base):
+    """One entry of the audit history: who did what to which assignment, when, from where.
+
+    Events name courses and people by name and have no foreign keys, so the
+    history outlives deleted courses, assignments and roster entries.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_course_at", "course", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    course: Mapped[str] = mapped_column(NAME)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(NAME)
+    assignment: Mapped[str | None] = mapped_column(NAME)
+    student: Mapped[str | None] = mapped_column(NAME)
+    submission_id: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int | None] = mapped_column(Integer)
+    digest: Mapped[str | None] = mapped_column(String(64))
+    remote: Mapped[str | None] = mapped_column(String(64))
+    api: Mapped[str] = mapped_column(String(8))

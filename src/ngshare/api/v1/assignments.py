@@ -13,12 +13,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ngshare.api.origin import V1Origin
 from ngshare.api.v1.deps import CourseInstructor, CourseMember, State, V1Args, check_name
 from ngshare.api.v1.responses import ok, streamed
 from ngshare.db.models import Assignment, Release
 from ngshare.domain.filesets import (
     commit_staged,
     list_files,
+    manifest_digest,
     v1_tree_json,
     with_md5,
 )
@@ -44,20 +46,31 @@ def list_assignments(ctx: CourseMember, state: State) -> JSONResponse:
 
 @router.get("/assignment/{course}/{assignment}")
 def download_assignment(
-    assignment: str, ctx: CourseMember, args: V1Args, state: State
+    assignment: str, ctx: CourseMember, args: V1Args, state: State, origin: V1Origin
 ) -> StreamingResponse:
     with state.db.read() as session:
         row = released_assignment(session, ctx.course_id, assignment)
         release = session.get(Release, row.current_release_id)
         assert release is not None
         files = list_files(session, release.fileset_id)
+        version, digest = release.version, release.fileset.digest
     files = with_md5(state.db, state.store, files)
+    if not args.flag("list_only"):
+        origin.record(
+            state.db,
+            ctx.course,
+            "fetch",
+            ctx.user.name,
+            assignment=assignment,
+            version=version,
+            digest=digest,
+        )
     return streamed(v1_tree_json(state.store, files, args.flag("list_only"), {}))
 
 
 @router.post("/assignment/{course}/{assignment}")
 def release_assignment(
-    assignment: str, ctx: CourseInstructor, args: V1Args, state: State
+    assignment: str, ctx: CourseInstructor, args: V1Args, state: State, origin: V1Origin
 ) -> JSONResponse:
     check_name(assignment, "assignment")
     with state.db.read() as session:
@@ -69,7 +82,16 @@ def release_assignment(
             row = assignment_row(session, ctx.course_id, assignment)
             if row.current_release_id is not None:
                 raise Conflict("Assignment already exists")
-            add_release(session, row, staged, ctx.user.name)
+            release = add_release(session, row, staged, ctx.user.name)
+            origin.record(
+                session,
+                ctx.course,
+                "release",
+                ctx.user.name,
+                assignment=assignment,
+                version=release.version,
+                digest=manifest_digest(staged),
+            )
     except IntegrityError:
         raise Conflict("Assignment already exists") from None
     return ok()
@@ -89,9 +111,12 @@ def _is_released(session, course_id: int, name: str) -> bool:
 
 
 @router.delete("/assignment/{course}/{assignment}")
-def withdraw_assignment(assignment: str, ctx: CourseInstructor, state: State) -> JSONResponse:
+def withdraw_assignment(
+    assignment: str, ctx: CourseInstructor, state: State, origin: V1Origin
+) -> JSONResponse:
     """Withdraw the release; submissions and earlier versions are kept."""
     with state.db.write() as session:
         row = released_assignment(session, ctx.course_id, assignment)
         row.current_release_id = None
+        origin.record(session, ctx.course, "withdraw", ctx.user.name, assignment=assignment)
     return ok()

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from ngshare.api.origin import V1Origin
 from ngshare.api.v1.deps import CourseInstructor, InstructorOrSelf, State, V1Args
 from ngshare.api.v1.responses import ok, streamed
 from ngshare.db.models import Feedback, FileSet
@@ -26,7 +27,12 @@ router = APIRouter(tags=["v1: feedback"])
 
 @router.post("/feedback/{course}/{assignment}/{student}")
 def upload_feedback(
-    assignment: str, student: str, ctx: CourseInstructor, args: V1Args, state: State
+    assignment: str,
+    student: str,
+    ctx: CourseInstructor,
+    args: V1Args,
+    state: State,
+    origin: V1Origin,
 ) -> JSONResponse:
     """Attach feedback to the submission at `timestamp`, replacing any earlier feedback."""
     with state.db.read() as session:
@@ -48,6 +54,16 @@ def upload_feedback(
                     submission_id=submission_id, fileset_id=fileset.id, created_by=ctx.user.name
                 )
             )
+            origin.record(
+                session,
+                ctx.course,
+                "feedback_release",
+                ctx.user.name,
+                assignment=assignment,
+                student=student,
+                submission_id=submission_id,
+                digest=fileset.digest,
+            )
     except IntegrityError:
         raise Conflict("Feedback for this submission is being uploaded; try again") from None
     return ok()
@@ -55,7 +71,12 @@ def upload_feedback(
 
 @router.get("/feedback/{course}/{assignment}/{student}")
 def download_feedback(
-    assignment: str, student: str, ctx: InstructorOrSelf, args: V1Args, state: State
+    assignment: str,
+    student: str,
+    ctx: InstructorOrSelf,
+    args: V1Args,
+    state: State,
+    origin: V1Origin,
 ) -> StreamingResponse:
     """Feedback files for the submission at `timestamp` (default: the latest); may be empty."""
     with state.db.read() as session:
@@ -68,5 +89,16 @@ def download_feedback(
         )
         files = list_files(session, fileset_id) if fileset_id is not None else []
         extra = {"timestamp": format_v1(found.timestamp)}
+        submission_id = found.id
     files = with_md5(state.db, state.store, files)
+    if files and not args.flag("list_only"):
+        origin.record(
+            state.db,
+            ctx.course,
+            "feedback_fetch",
+            ctx.user.name,
+            assignment=assignment,
+            student=student,
+            submission_id=submission_id,
+        )
     return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra))

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ngshare.api.origin import V1Origin
 from ngshare.api.v1.deps import (
     CourseInstructor,
     CourseMember,
@@ -69,7 +70,9 @@ def list_student_submissions(
 
 
 @router.post("/submission/{course}/{assignment}")
-def submit(assignment: str, ctx: CourseMember, args: V1Args, state: State) -> JSONResponse:
+def submit(
+    assignment: str, ctx: CourseMember, args: V1Args, state: State, origin: V1Origin
+) -> JSONResponse:
     """Store a new submission by the caller, stamped strictly after their previous one."""
     with state.db.read() as session:
         released_assignment(session, ctx.course_id, assignment)
@@ -80,14 +83,24 @@ def submit(assignment: str, ctx: CourseMember, args: V1Args, state: State) -> JS
                 row = released_assignment(session, ctx.course_id, assignment)
                 stamp = next_after(utcnow(), latest_timestamp(session, row.id, ctx.user.name))
                 fileset = create_fileset(session, "submission", staged)
-                session.add(
-                    Submission(
-                        assignment_id=row.id,
-                        student=ctx.user.name,
-                        timestamp=stamp,
-                        release_id=row.current_release_id,
-                        fileset_id=fileset.id,
-                    )
+                submission = Submission(
+                    assignment_id=row.id,
+                    student=ctx.user.name,
+                    timestamp=stamp,
+                    release_id=row.current_release_id,
+                    fileset_id=fileset.id,
+                )
+                session.add(submission)
+                session.flush()
+                origin.record(
+                    session,
+                    ctx.course,
+                    "submit",
+                    ctx.user.name,
+                    assignment=assignment,
+                    student=ctx.user.name,
+                    submission_id=submission.id,
+                    digest=fileset.digest,
                 )
             return ok(timestamp=format_v1(stamp))
         except IntegrityError:
@@ -97,7 +110,12 @@ def submit(assignment: str, ctx: CourseMember, args: V1Args, state: State) -> JS
 
 @router.get("/submission/{course}/{assignment}/{student}")
 def download_submission(
-    assignment: str, student: str, ctx: InstructorOrSelf, args: V1Args, state: State
+    assignment: str,
+    student: str,
+    ctx: InstructorOrSelf,
+    args: V1Args,
+    state: State,
+    origin: V1Origin,
 ) -> StreamingResponse:
     """A submission's files: the latest, or the one at `timestamp`."""
     with state.db.read() as session:
@@ -107,5 +125,18 @@ def download_submission(
         found = find_submission(session, row.id, student, stamp)
         files = list_files(session, found.fileset_id)
         extra = {"timestamp": format_v1(found.timestamp)}
+        submission_id, digest = found.id, found.fileset.digest
     files = with_md5(state.db, state.store, files)
+    if not args.flag("list_only"):
+        action = "download" if ctx.user.name == student else "collect"
+        origin.record(
+            state.db,
+            ctx.course,
+            action,
+            ctx.user.name,
+            assignment=assignment,
+            student=student,
+            submission_id=submission_id,
+            digest=digest,
+        )
     return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra))

@@ -5,11 +5,11 @@ Errors have the shape `{"error": {"status", "reason", "message", ...}}`.
 
 from fastapi import APIRouter
 
-from ngshare.api.v2 import assignments, blobs, courses, feedback, submissions
+from ngshare.api.v2 import assignments, blobs, courses, events, feedback, submissions
 
 
 def build_router() -> APIRouter:
     router = APIRouter()
-    for module in (courses, blobs, assignments, submissions, feedback):
+    for module in (courses, blobs, assignments, submissions, feedback, events):
         router.include_router(module.router)
     return router

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ngshare.api.origin import V2Origin
 from ngshare.api.permissions import check_name
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, State
 from ngshare.api.v2.schemas import (
@@ -105,7 +106,7 @@ def get_assignment(
     responses={409: {"description": "Blobs missing (`missing` lists them)"}},
 )
 def release_assignment(
-    assignment: str, manifest: Manifest, ctx: CourseInstructor, state: State
+    assignment: str, manifest: Manifest, ctx: CourseInstructor, state: State, origin: V2Origin
 ) -> JSONResponse:
     """Release the tree as the next version (201), or confirm the identical current one (200)."""
     check_name(assignment, "assignment")
@@ -120,6 +121,15 @@ def release_assignment(
                 adding = sum(f.digest.size for f in staged)
                 check_quota(session, ctx.course_id, adding, state.limits)
                 current = add_release(session, row, staged, ctx.user.name)
+                origin.record(
+                    session,
+                    ctx.course,
+                    "release",
+                    ctx.user.name,
+                    assignment=assignment,
+                    version=current.version,
+                    digest=digest,
+                )
             body = AssignmentOut(
                 **_summary(row, current, current.fileset),
                 latest_version=current.version,
@@ -131,10 +141,13 @@ def release_assignment(
 
 
 @router.delete("/courses/{course}/assignments/{assignment}")
-def withdraw_assignment(assignment: str, ctx: CourseInstructor, state: State) -> JSONResponse:
+def withdraw_assignment(
+    assignment: str, ctx: CourseInstructor, state: State, origin: V2Origin
+) -> JSONResponse:
     """Withdraw the current release; versions and submissions are kept."""
     with state.db.write() as session:
         released_assignment(session, ctx.course_id, assignment).current_release_id = None
+        origin.record(session, ctx.course, "withdraw", ctx.user.name, assignment=assignment)
     return JSONResponse({"withdrawn": assignment})
 
 
@@ -144,13 +157,25 @@ def download_assignment_archive(
     request: Request,
     ctx: CourseMember,
     state: State,
+    origin: V2Origin,
     format: str = Query("tar", description="tar or zip"),
     version: int | None = Query(None, ge=1),
 ) -> StreamingResponse:
     """The whole release as one streamed archive, files under `<assignment>/`."""
     with state.db.read() as session:
         row = released_assignment(session, ctx.course_id, assignment)
-        files = list_files(session, _release(session, row, version).fileset_id)
+        release = _release(session, row, version)
+        files = list_files(session, release.fileset_id)
+        version, digest = release.version, release.fileset.digest
+    origin.record(
+        state.db,
+        ctx.course,
+        "fetch",
+        ctx.user.name,
+        assignment=assignment,
+        version=version,
+        digest=digest,
+    )
     entries = [
         ArchiveEntry(f"{assignment}/{f.path}", f.sha256, f.size, f.executable) for f in files
     ]

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select
 
+from ngshare.api.origin import V2Origin
 from ngshare.api.v2.assignments import manifest_files
 from ngshare.api.v2.deps import CourseInstructor, InstructorOrSelf, State
 from ngshare.api.v2.schemas import FeedbackOut, Manifest
@@ -28,6 +29,7 @@ def put_feedback(
     manifest: Manifest,
     ctx: CourseInstructor,
     state: State,
+    origin: V2Origin,
 ) -> FeedbackOut:
     """Set the feedback of a submission, replacing earlier feedback (same tree: no change)."""
     with state.db.read() as session:
@@ -47,6 +49,16 @@ def put_feedback(
         new = Feedback(submission_id=submission_id, fileset_id=fileset.id, created_by=ctx.user.name)
         session.add(new)
         session.flush()
+        origin.record(
+            session,
+            ctx.course,
+            "feedback_release",
+            ctx.user.name,
+            assignment=assignment,
+            student=student,
+            submission_id=submission_id,
+            digest=fileset.digest,
+        )
         return FeedbackOut(
             submission_id=submission_id, updated_at=new.created_at, files=manifest.files
         )
@@ -67,7 +79,12 @@ def get_feedback(
 
 @router.delete(PATH)
 def withdraw_feedback(
-    assignment: str, student: str, submission_id: int, ctx: CourseInstructor, state: State
+    assignment: str,
+    student: str,
+    submission_id: int,
+    ctx: CourseInstructor,
+    state: State,
+    origin: V2Origin,
 ) -> JSONResponse:
     with state.db.write() as session:
         find_submission_row(session, ctx, assignment, student, submission_id)
@@ -77,4 +94,13 @@ def withdraw_feedback(
         session.delete(old)
         session.flush()
         session.execute(delete(FileSet).where(FileSet.id == old.fileset_id))
+        origin.record(
+            session,
+            ctx.course,
+            "feedback_withdraw",
+            ctx.user.name,
+            assignment=assignment,
+            student=student,
+            submission_id=submission_id,
+        )
     return JSONResponse({"withdrawn": submission_id})

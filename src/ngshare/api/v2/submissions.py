@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ngshare.api.origin import V2Origin
 from ngshare.api.v2.assignments import manifest_files
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, InstructorOrSelf, State
 from ngshare.api.v2.schemas import Manifest, SubmissionDetail, SubmissionList, SubmissionOut
@@ -50,6 +51,7 @@ def submit(
     manifest: Manifest,
     ctx: CourseMember,
     state: State,
+    origin: V2Origin,
     idempotency_key: str | None = Header(None, description="Repeat-safe key chosen by the client"),
 ) -> JSONResponse:
     """Submit the tree as the caller's newest submission."""
@@ -80,6 +82,16 @@ def submit(
                 )
                 session.add(submission)
                 session.flush()
+                origin.record(
+                    session,
+                    ctx.course,
+                    "submit",
+                    ctx.user.name,
+                    assignment=assignment,
+                    student=ctx.user.name,
+                    submission_id=submission.id,
+                    digest=fileset.digest,
+                )
                 body = _out(
                     session.execute(_query(row.id).where(Submission.id == submission.id)).one()
                 )
@@ -183,11 +195,22 @@ def download_submission_archive(
     submission_id: int,
     ctx: InstructorOrSelf,
     state: State,
+    origin: V2Origin,
     format: str = Query("tar", description="tar or zip"),
 ) -> StreamingResponse:
     with state.db.read() as session:
         found = find_submission_row(session, ctx, assignment, student, submission_id)
         files = list_files(session, found[0].fileset_id)
+    action = "download" if ctx.user.name == student else "collect"
+    origin.record(
+        state.db,
+        ctx.course,
+        action,
+        ctx.user.name,
+        assignment=assignment,
+        student=student,
+        submission_id=submission_id,
+    )
     entries = [ArchiveEntry(f"{student}/{f.path}", f.sha256, f.size, f.executable) for f in files]
     return archive_response(format, f"{assignment}-{student}", entries, state.store)
 
@@ -197,6 +220,7 @@ def collect(
     assignment: str,
     ctx: CourseInstructor,
     state: State,
+    origin: V2Origin,
     format: str = Query("tar", description="tar or zip"),
     students: str | None = Query(None, description="Comma-separated students (default: all)"),
 ) -> StreamingResponse:
@@ -209,4 +233,20 @@ def collect(
     with state.db.read() as session:
         row = released_assignment(session, ctx.course_id, assignment)
         entries = collect_entries(session, row.id, wanted)
+        picked = _latest_only(_query(row.id), row.id)
+        if wanted:
+            picked = picked.where(Submission.student.in_(wanted))
+        events = [
+            origin.event(
+                ctx.course,
+                "collect",
+                ctx.user.name,
+                assignment=assignment,
+                student=r[0].student,
+                submission_id=r[0].id,
+            )
+            for r in session.execute(picked)
+        ]
+    with state.db.write() as session:
+        session.add_all(events)
     return archive_response(format, f"{assignment}-submissions", entries, state.store)
