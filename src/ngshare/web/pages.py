@@ -356,6 +356,7 @@ async def error_page(request: Request, status: int, message: str) -> HTMLRespons
         viewer,
         title=titles.get(status, "Error"),
         status=status,
+        code=status,
         message=message,
     )
 

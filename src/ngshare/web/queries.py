@@ -66,7 +66,8 @@ class AssignmentRow:
     version: int | None = None
     released_at: datetime | None = None
     versions: list[tuple[int, datetime]] = field(default_factory=list)
-    students: int = 0
+    students: int = 0  # for instructors: students on the roster who submitted
+    others: int = 0  # submitters no longer on the roster
     submissions: int = 0
     # for a student: their own submissions
     latest: datetime | None = None
@@ -109,6 +110,20 @@ def course_assignments(
     ):
         row = rows[assignment_id]
         row.students, row.submissions, row.latest = students, total, latest
+    if student is None:
+        for row in rows.values():
+            row.others, row.students = row.students, 0
+        on_roster = select(Member.username).where(
+            Member.course_id == course_id, Member.role == "student"
+        )
+        for assignment_id, students in session.execute(
+            select(Submission.assignment_id, func.count(func.distinct(Submission.student)))
+            .where(Submission.assignment_id.in_(rows), Submission.student.in_(on_roster))
+            .group_by(Submission.assignment_id)
+        ):
+            row = rows[assignment_id]
+            row.others -= students
+            row.students = students
     if student is not None:
         for assignment_id in _with_feedback_on_latest(session, list(rows), student):
             rows[assignment_id].feedback = True
