@@ -98,6 +98,37 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_settings_flags(gc)
     gc.set_defaults(handler=_with_settings(lambda a, s: _gc_command(s, dry_run=a.dry_run)))
 
+    fsck = commands.add_parser(
+        "fsck",
+        help="Check that every file the database names is stored intact.",
+        description="Check every referenced blob (present, right size, right hash) and report "
+        "orphans. Exit status 1 when something is missing or corrupt. Example: "
+        "ngshare fsck --data-dir /srv/ngshare --json",
+    )
+    fsck.add_argument("--quick", action="store_true", help="Check presence and size, not hashes")
+    fsck.add_argument("--json", action="store_true", help="Print the full report as JSON")
+    add_settings_flags(fsck)
+    fsck.set_defaults(handler=_with_settings(_fsck_command))
+
+    backup = commands.add_parser(
+        "backup",
+        help="Save the database and every referenced blob into a directory.",
+        description="Consistent while the server runs (SQLite online backup or pg_dump). "
+        "Example: ngshare backup /backups/2026-11-26 --data-dir /srv/ngshare",
+    )
+    backup.add_argument("directory", help="A new or empty directory")
+    add_settings_flags(backup)
+    backup.set_defaults(handler=_with_settings(_backup_command))
+
+    restore = commands.add_parser(
+        "restore",
+        help="Restore a backup into an empty database and a blob store.",
+        description="Example: ngshare restore /backups/2026-11-26 --data-dir /srv/ngshare-new",
+    )
+    restore.add_argument("directory", help="A directory made by ngshare backup")
+    add_settings_flags(restore)
+    restore.set_defaults(handler=_with_settings(_restore_command))
+
     sync = commands.add_parser(
         "sync-groups",
         help="Update rosters from JupyterHub groups once.",
@@ -160,6 +191,69 @@ def _gc_command(settings: Settings, *, dry_run: bool) -> int:
         print("another process is collecting garbage; nothing done")
     else:
         print(("would remove: " if dry_run else "") + report.summary())
+    return 0
+
+
+def _open(settings: Settings):
+    from ngshare.db.engine import Database
+    from ngshare.storage import open_store
+
+    assert settings.database_url
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database(settings.database_url), open_store(settings)
+
+
+def _fsck_command(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+    import json
+
+    from ngshare.domain.integrity import fsck
+
+    db, store = _open(settings)
+    try:
+        report = fsck(db, store, verify_hashes=not args.quick)
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps({"clean": report.clean, **dataclasses.asdict(report)}, indent=1))
+    else:
+        print(report.summary())
+        for kind in ("missing", "wrong_size", "corrupt"):
+            for sha in getattr(report, kind):
+                print(f"{kind}: {sha}")
+    return 0 if report.clean else 1
+
+
+def _backup_command(args: argparse.Namespace, settings: Settings) -> int:
+    from ngshare.domain.backup import BackupError, backup
+
+    db, store = _open(settings)
+    try:
+        manifest = backup(db, store, args.directory)
+    except BackupError as exc:
+        print(f"ngshare: backup failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(
+        f"backed up the {manifest['database']} database (revision {manifest['revision']}) "
+        f"and {manifest['blobs']} blobs ({manifest['bytes']} bytes) to {args.directory}"
+    )
+    return 0
+
+
+def _restore_command(args: argparse.Namespace, settings: Settings) -> int:
+    from ngshare.domain.backup import BackupError, restore
+
+    db, store = _open(settings)
+    try:
+        result = restore(args.directory, db, store)
+    except BackupError as exc:
+        print(f"ngshare: restore failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(f"restored the database and {result['restored_blobs']} blobs from {args.directory}")
     return 0
 
 
