@@ -11,6 +11,7 @@ garbage collector that an upload in flight still needs it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -160,8 +161,7 @@ class LocalStaging:
         self.store._commit(self.path, final)
 
     def discard(self) -> None:
-        if not self.handle.closed:
-            self.handle.close()
+        _close_quietly(self.handle)  # a full disk makes even close() fail
         self.path.unlink(missing_ok=True)
 
 
@@ -211,9 +211,13 @@ class LocalUpload:
             self.handle.close()
 
     def abort(self) -> None:
-        if not self.handle.closed:
-            self.handle.close()
+        _close_quietly(self.handle)
         self.partial.unlink(missing_ok=True)
+
+
+def _close_quietly(handle) -> None:
+    with contextlib.suppress(OSError):
+        handle.close()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -104,7 +104,7 @@ class FormDecoder:
 
     def discard(self) -> None:
         if self.parser is not None:
-            self.parser.result.discard()
+            self.parser.discard()
         if self.files is not None:
             self.files.discard()
 

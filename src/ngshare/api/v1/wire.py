@@ -171,6 +171,13 @@ class FilesParser:
                 self._fail(exc)
         return self.result
 
+    def discard(self) -> None:
+        """Drop every staging, finished or in progress (the request failed)."""
+        if self.sink is not None:
+            self.sink.staging.discard()
+            self.sink = None
+        self.result.discard()
+
     def _fail(self, error: NgshareError) -> None:
         self.result.error = self.result.error or error
         if self.sink is not None:

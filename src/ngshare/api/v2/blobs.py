@@ -8,6 +8,7 @@ keeps what arrived: ask `GET .../upload` for the offset and continue there.
 
 from __future__ import annotations
 
+import errno
 import re
 
 import anyio
@@ -84,6 +85,11 @@ async def upload_blob(
         )
     try:
         await _receive(request, upload, size)
+    except OSError as exc:
+        # a full disk keeps nothing (the partial would only hold space); other errors keep it
+        keep = exc.errno not in (errno.ENOSPC, errno.EDQUOT)
+        await anyio.to_thread.run_sync(upload.suspend if keep else upload.abort)
+        raise
     except BaseException:
         await anyio.to_thread.run_sync(upload.suspend)
         raise
