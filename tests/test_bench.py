@@ -1,0 +1,68 @@
+"""The benchmark's class cycle, end to end with a tiny workload, over v1 and v2."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from bench import classcycle
+from tests.servers import write_token_file
+
+_runs = itertools.count(1)
+
+# Requests per phase for 3 students and a release of 5 notebooks plus one data file.
+EXPECTED_REQUESTS = {
+    "v1": {
+        "setup": 2,  # create course, add students
+        "release": 2,  # list assignments, post the release
+        "fetch": 3,  # one GET each
+        "submit": 6,  # list_only GET and POST each
+        "collect": 4,  # list, then one GET per student
+        "feedback": 3,
+        "fetch_feedback": 3,
+    },
+    "v2": {
+        "setup": 2,
+        "release": 8,  # missing?, 6 blobs, manifest
+        "fetch": 21,  # manifest and 6 blobs each
+        "submit": 21,  # missing?, 5 changed notebooks (the data file is deduplicated), commit
+        "collect": 2,  # one listing, one collect archive
+        "feedback": 9,  # missing?, one html, commit
+        "fetch_feedback": 6,  # manifest and one blob each
+    },
+}
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_class_cycle(server, tmp_path, api):
+    tokens = write_token_file(tmp_path / "tokens.json")
+    run = next(_runs)
+    args = classcycle.build_parser().parse_args(
+        [
+            "--url", server.url, "--api", api,
+            "--auth", "token-file", "--tokens", str(tokens),
+            "--server-pid", str(server.process.pid),
+            "--students", "3", "--student-prefix", "stu", "--instructor", "inst1",
+            "--notebook-kb", "2", "--data-mb", "0.1", "--feedback-kb", "1",
+            "--concurrency", "2", "--course", f"bench{run}", "--seed", str(4000 + run),
+            "--workdir", str(tmp_path),
+        ]
+    )  # fmt: skip
+    result = classcycle.run(args)
+
+    assert result["errors"] == 0, classcycle.report(result)
+    phases = {p["phase"]: p for p in result["phases"]}
+    assert {name: p["requests"] for name, p in phases.items()} == EXPECTED_REQUESTS[api]
+    for phase in phases.values():
+        assert phase["p95_s"] is not None and phase["wall_s"] > 0
+        assert phase["server_peak_rss_bytes"] > 0
+    release_bytes = result["workload"]["release_bytes"]
+    assert phases["fetch"]["bytes_down"] >= 3 * release_bytes
+    if api == "v2":
+        data_bytes = int(0.1 * 2**20)
+        assert phases["submit"]["bytes_up"] < data_bytes  # only the changed notebooks travel
+    assert result["cycle_wall_s"] == pytest.approx(
+        sum(p["wall_s"] for name, p in phases.items() if name != "setup"), abs=0.01
+    )
+    assert "whole cycle" in classcycle.report(result)
