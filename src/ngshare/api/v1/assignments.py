@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ngshare.api.docs import form, query
 from ngshare.api.origin import V1Origin
 from ngshare.api.v1.deps import CourseInstructor, CourseMember, State, V1Args, check_name
 from ngshare.api.v1.responses import ok, streamed
@@ -44,7 +45,7 @@ def list_assignments(ctx: CourseMember, state: State) -> JSONResponse:
         return ok(assignments=list(names))
 
 
-@router.get("/assignment/{course}/{assignment}")
+@router.get("/assignment/{course}/{assignment}", openapi_extra=query("list_only"))
 def download_assignment(
     assignment: str, ctx: CourseMember, args: V1Args, state: State, origin: V1Origin
 ) -> StreamingResponse:
@@ -68,7 +69,7 @@ def download_assignment(
     return streamed(v1_tree_json(state.store, files, args.flag("list_only"), {}))
 
 
-@router.post("/assignment/{course}/{assignment}")
+@router.post("/assignment/{course}/{assignment}", openapi_extra=form("files"))
 def release_assignment(
     assignment: str, ctx: CourseInstructor, args: V1Args, state: State, origin: V1Origin
 ) -> JSONResponse:

@@ -7,6 +7,7 @@ import json
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from ngshare.api.docs import form
 from ngshare.api.v1.deps import AdminUser, CourseAdmin, CurrentUser, State, V1Args, check_name
 from ngshare.api.v1.responses import ok
 from ngshare.domain.courses import course_names, ensure_new_course
@@ -35,7 +36,7 @@ def _instructor_names(raw: str) -> list[str]:
     return [check_name(n, "user") for n in dict.fromkeys(names)]
 
 
-@router.post("/course/{course}")
+@router.post("/course/{course}", openapi_extra=form("instructors"))
 def create_course(course: str, user: AdminUser, args: V1Args, state: State) -> JSONResponse:
     check_name(course, "course")
     ensure_new_course(state.db, course)

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from ngshare.api.docs import form, query
 from ngshare.api.origin import V1Origin
 from ngshare.api.v1.deps import CourseInstructor, InstructorOrSelf, State, V1Args
 from ngshare.api.v1.responses import ok, streamed
@@ -25,7 +26,7 @@ from ngshare.timestamps import format_v1, parse_v1
 router = APIRouter(tags=["v1: feedback"])
 
 
-@router.post("/feedback/{course}/{assignment}/{student}")
+@router.post("/feedback/{course}/{assignment}/{student}", openapi_extra=form("timestamp", "files"))
 def upload_feedback(
     assignment: str,
     student: str,
@@ -69,7 +70,9 @@ def upload_feedback(
     return ok()
 
 
-@router.get("/feedback/{course}/{assignment}/{student}")
+@router.get(
+    "/feedback/{course}/{assignment}/{student}", openapi_extra=query("list_only", "timestamp")
+)
 def download_feedback(
     assignment: str,
     student: str,

@@ -7,6 +7,7 @@ import json
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from ngshare.api.docs import form
 from ngshare.api.v1.deps import (
     Args,
     CourseAdmin,
@@ -24,6 +25,8 @@ from ngshare.domain.lookup import member
 from ngshare.domain.roster import NAME_FIELDS, person
 from ngshare.errors import BadRequest, NotFound, PermissionDenied
 
+NAMES = form("first_name", "last_name", "email", required=("first_name", "last_name", "email"))
+
 router = APIRouter(tags=["v1: rosters"])
 
 
@@ -34,7 +37,7 @@ def _names(args: Args) -> dict[str, str]:
 # Instructors
 
 
-@router.post("/instructor/{course}/{instructor}")
+@router.post("/instructor/{course}/{instructor}", openapi_extra=NAMES)
 def set_instructor(
     instructor: str, ctx: CourseContextDep, args: V1Args, state: State
 ) -> JSONResponse:
@@ -73,7 +76,7 @@ def list_instructors(ctx: CourseMember, state: State) -> JSONResponse:
 # Students
 
 
-@router.post("/student/{course}/{student}")
+@router.post("/student/{course}/{student}", openapi_extra=NAMES)
 def set_student(student: str, ctx: CourseInstructor, args: V1Args, state: State) -> JSONResponse:
     check_name(student, "user")
     names = _names(args)
@@ -118,7 +121,7 @@ def _parse_students(raw: str | None) -> list[dict[str, str]]:
     return students
 
 
-@router.post("/students/{course}")
+@router.post("/students/{course}", openapi_extra=form("students", required=("students",)))
 def set_students(ctx: CourseInstructor, args: V1Args, state: State) -> JSONResponse:
     """Add or update many students at once; the answer reports each entry."""
     students = _parse_students(args.get("students"))

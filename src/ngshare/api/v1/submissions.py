@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ngshare.api.docs import form, query
 from ngshare.api.origin import V1Origin
 from ngshare.api.v1.deps import (
     CourseInstructor,
@@ -69,7 +70,7 @@ def list_student_submissions(
         return ok(submissions=_listing(rows))
 
 
-@router.post("/submission/{course}/{assignment}")
+@router.post("/submission/{course}/{assignment}", openapi_extra=form("files"))
 def submit(
     assignment: str, ctx: CourseMember, args: V1Args, state: State, origin: V1Origin
 ) -> JSONResponse:
@@ -108,7 +109,9 @@ def submit(
     raise Conflict("Another submission is in progress; try again")
 
 
-@router.get("/submission/{course}/{assignment}/{student}")
+@router.get(
+    "/submission/{course}/{assignment}/{student}", openapi_extra=query("list_only", "timestamp")
+)
 def download_submission(
     assignment: str,
     student: str,
