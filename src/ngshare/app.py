@@ -68,7 +68,9 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     metrics.attach(state)
     app.state.metrics = metrics
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    app.add_middleware(
+        ObservabilityMiddleware, metrics=metrics, body_timeout=settings.body_timeout_seconds
+    )
     app.include_router(health.build_router(prefix))
     app.include_router(build_v1(), prefix=prefix.rstrip("/"))
     app.include_router(build_v2(), prefix=prefix + "v2")

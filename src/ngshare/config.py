@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     hub_timeout_seconds: float = Field(
         10.0, description="Timeout of one request to the JupyterHub API."
     )
+    body_timeout_seconds: float = Field(
+        60, description="Refuse (408) a request whose body stalls this long between two pieces."
+    )
+    max_connections: int = Field(
+        2000, description="Most connections at once; more are answered 503 at once."
+    )
     max_request_mib: int = Field(
         1024, description="Largest v1 request body in MiB (v1 sends files base64 in the body)."
     )

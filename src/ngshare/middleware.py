@@ -1,4 +1,5 @@
-"""One ASGI middleware for what every request needs: request id, metrics, access log.
+"""One ASGI middleware for what every request needs: request id, metrics, access log,
+and a limit on how long a request body may stall (slow-body attacks).
 
 It counts body bytes both ways as they pass (streamed bodies included),
 labels metrics by route template, and writes one access-log line per request
@@ -10,9 +11,11 @@ from __future__ import annotations
 import logging
 import time
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ngshare import logs
+from ngshare.errors import NgshareError
 from ngshare.metrics import Metrics
 
 access = logging.getLogger("ngshare.access")
@@ -28,9 +31,10 @@ def route_label(scope: Scope) -> str:
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, body_timeout: float = 60) -> None:
         self.app = app
         self.metrics = metrics
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,19 +49,31 @@ class ObservabilityMiddleware:
         if uploading:
             self.metrics.in_flight.inc()
 
+        body_done = {"done": False}
+
         async def counting_receive() -> Message:
-            message = await receive()
+            if body_done["done"]:  # afterwards only a disconnect can come, whenever it does
+                return await receive()
+            try:
+                with anyio.fail_after(self.body_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise NgshareError(
+                    f"The request body stalled for {self.body_timeout:g} s; send it faster",
+                    status=408,
+                    reason="body_timeout",
+                ) from None
             seen["in"] += len(message.get("body", b""))
+            body_done["done"] = not message.get("more_body", False)
             return message
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 seen["status"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"x-request-id", logs.request_id.get().encode()),
-                ]
+                extra = [(b"x-request-id", logs.request_id.get().encode())]
+                if not body_done["done"] and scope["method"] in ("POST", "PUT", "DELETE"):
+                    extra.append((b"connection", b"close"))  # the rest of the body is unwanted
+                message["headers"] = [*message.get("headers", []), *extra]
             elif message["type"] == "http.response.body":
                 seen["out"] += len(message.get("body", b""))
             await send(message)

@@ -46,6 +46,7 @@ def serve(settings: Settings) -> int:
         port=settings.port or 10101,
         log_level=settings.log_level,
         timeout_keep_alive=30,
+        limit_concurrency=settings.max_connections,
         access_log=False,
         log_config=None,
     )
