@@ -25,9 +25,11 @@ def _is_bool(annotation: object) -> bool:
     return annotation is bool
 
 
-def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+def add_settings_flags(parser: argparse.ArgumentParser, exclude: frozenset = frozenset()) -> None:
     """One flag per Settings field; unset flags fall back to the environment."""
     for name, field in Settings.model_fields.items():
+        if name in exclude:
+            continue
         env = "NGSHARE_" + name.upper()
         help_text = f"{field.description} [env {env}]"
         if _is_bool(field.annotation):
@@ -128,6 +130,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     restore.add_argument("directory", help="A directory made by ngshare backup")
     add_settings_flags(restore)
     restore.set_defaults(handler=_with_settings(_restore_command))
+
+    old = commands.add_parser(
+        "import-ngshare",
+        help="Import an older ngshare (0.5/0.6) database and storage directory.",
+        description="Courses, rosters, assignments, submissions with their timestamps and "
+        "feedback; every file md5-checked; safe to run again. Example: ngshare import-ngshare "
+        "--database sqlite:////srv/ngshare/ngshare.db --storage /srv/ngshare/files "
+        "--data-dir /srv/ngshare-new",
+    )
+    old.add_argument(
+        "--database", dest="old_database", required=True, help="SQLAlchemy URL of the old database"
+    )
+    old.add_argument(
+        "--storage",
+        dest="old_storage",
+        required=True,
+        help="The old storage directory (the target's store kind comes from NGSHARE_STORAGE)",
+    )
+    add_settings_flags(old, exclude=frozenset({"storage"}))
+    old.set_defaults(handler=_with_settings(_import_command))
 
     sync = commands.add_parser(
         "sync-groups",
@@ -255,6 +277,27 @@ def _restore_command(args: argparse.Namespace, settings: Settings) -> int:
         db.dispose()
     print(f"restored the database and {result['restored_blobs']} blobs from {args.directory}")
     return 0
+
+
+def _import_command(args: argparse.Namespace, settings: Settings) -> int:
+    from ngshare.db.migrate import upgrade
+    from ngshare.domain.import_old import OldInstallation, import_old
+
+    try:
+        old = OldInstallation(args.old_database, args.old_storage)
+    except Exception as exc:  # any driver or schema problem: one clear line
+        print(f"ngshare: cannot read the old installation: {exc}", file=sys.stderr)
+        return 1
+    db, store = _open(settings)
+    try:
+        upgrade(db.engine)
+        report = import_old(old, db, store)
+    finally:
+        db.dispose()
+    print(report.summary())
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    return 1 if report.problems else 0
 
 
 def _sync_command(settings: Settings) -> int:
