@@ -197,6 +197,10 @@ def test_full_nbgrader_cycle(venv, server, tmp_path):
         assert inst_api.assignment(COURSE, PS)["version"] == 2
         assert inst_api.assignment(COURSE, PS, version=1)["files"] == release["files"]
         assert len(inst_api.submissions(COURSE, PS)) == 5
+        # stu3's feedback stays with the submission it grades, not the newer one.
+        older, newest = inst_api.student_submissions(COURSE, PS, "stu3")
+        assert older["feedback"] is not None and newest["feedback"] is None
+        assert newest["release_version"] in (1, 2) and older["release_version"] == 1
 
     # stu3 resubmitted; collect --update takes only the newer one.
     output = ok(inst, "collect", PS)
