@@ -23,6 +23,7 @@ import json
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.exchange_util import (
@@ -45,6 +46,7 @@ from tests.exchange_util import (
     submitted_timestamp,
     write_source,
 )
+from tests.servers import token_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -209,6 +211,17 @@ def test_full_nbgrader_cycle(venv, server, tmp_path):
     assert "Updating submission: stu3" in output
     assert "No newer submission to collect: stu1" in output
     assert (root / "submitted" / "stu3" / PS / "timestamp.txt").read_text() == newer
+
+    # every fetch, collect and feedback fetch is in the course's audit history
+    events = httpx.get(
+        f"{server.url}/v2/courses/{COURSE}/events",
+        headers={"Authorization": f"token {token_for('inst1')}"},
+    ).json()["events"]
+    done = {(e["action"], e["actor"]) for e in events}
+    for student in STUDENTS:
+        assert {("fetch", student), ("submit", student)} <= done
+    assert {("feedback_fetch", "stu1"), ("feedback_fetch", "stu2")} <= done  # stu3 never did
+    assert {("release", "inst1"), ("collect", "inst1"), ("feedback_release", "inst1")} <= done
 
     log = server.log()
     assert "Traceback" not in log, log

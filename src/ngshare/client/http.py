@@ -362,7 +362,26 @@ class NgshareClient:
     def fetch_assignment(self, course: str, name: str, dest: Path, **kwargs: Any) -> dict:
         manifest = self.assignment(course, name)
         self.download_tree(course, manifest["files"], dest, label=f"fetch {name}", **kwargs)
+        self.report(course, "fetch", name, version=manifest["version"])
         return manifest
+
+    def report(
+        self,
+        course: str,
+        action: str,
+        assignment: str,
+        *,
+        version: int | None = None,
+        submission_id: int | None = None,
+    ) -> None:
+        """Tell the audit history that a download finished (fetch, collect, feedback_fetch)."""
+        body = {
+            "action": action,
+            "assignment": assignment,
+            "version": version,
+            "submission_id": submission_id,
+        }
+        self.request("POST", f"courses/{_q(course)}/events", json=body, idempotent=False)
 
     def stream_archive(self, path: str, params: dict, write: Callable[[bytes], object]) -> None:
         with self.http.stream("GET", path, params={**self.params, **params}) as response:

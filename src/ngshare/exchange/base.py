@@ -167,6 +167,16 @@ class Exchange(ABCExchange):
 
     # Errors
 
+    def record(self, course: str, action: str, assignment: str, **fields: object) -> None:
+        """Add a finished download to the course's audit history.
+
+        The download itself succeeded, so a failure here is only logged.
+        """
+        try:
+            self.client.report(course, action, assignment, **fields)  # type: ignore[arg-type]
+        except ClientError as exc:
+            self.log.warning("Could not record the %s in the audit history: %s", action, exc)
+
     @contextmanager
     def attempt(self, action: str, course: str | None = None) -> Iterator[None]:
         """Turn a failed call into one line: `Cannot <action>: <why and what to do>`."""

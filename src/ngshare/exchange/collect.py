@@ -101,3 +101,4 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                 label=f"collect {student}",
                 extra={TIMESTAMP_FILE: timestamp.encode()},
             )
+        self.record(self.course, "collect", assignment, submission_id=record.get("id"))

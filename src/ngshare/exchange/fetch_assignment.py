@@ -45,6 +45,7 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
                 self.client.download_tree(
                     course, files, self.dest_path, label=f"fetch {assignment}"
                 )
+        self.record(course, "fetch", assignment, version=self.manifest.get("version"))
         self.log.info("Fetched as: %s %s", course, assignment)
 
     def replace_missing(self, files: list[dict]) -> None:

@@ -92,5 +92,6 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
                         fetched += 1
             finally:
                 progress.finish()
+            self.record(course, "feedback_fetch", assignment, submission_id=submission.get("id"))
         if not self.submissions:
             self.log.warning("You have no submission of '%s/%s'", course, assignment)
