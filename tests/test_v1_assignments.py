@@ -145,6 +145,16 @@ def test_withdraw_and_rerelease_keeps_submissions(api, course):
     ok(api("inst1").delete(f"assignment/{course}/ps1"))
     assert ok(api("stu1").get(f"assignments/{course}"))["assignments"] == []
     fails(api("stu1").get(f"assignment/{course}/ps1"), 404, "Assignment not found")
+    fails(api("stu1").get(f"submission/{course}/ps1/stu1"), 404, "Assignment not found")
+    # instructors still reach what was submitted, and can return feedback on it
+    assert ok(api("inst1").get(f"submissions/{course}/ps1"))["submissions"][0]["timestamp"] == stamp
+    ok(api("inst1").get(f"submission/{course}/ps1/stu1"))
+    ok(
+        api("inst1").post(
+            f"feedback/{course}/ps1/stu1",
+            data={"timestamp": stamp, "files": encode_files({"f": b"late"})},
+        )
+    )
     ok(release(api, course, files={"v2.txt": b"second version"}))
     assert decode_files(ok(api("stu1").get(f"assignment/{course}/ps1"))["files"]) == {
         "v2.txt": b"second version"

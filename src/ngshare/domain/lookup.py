@@ -25,6 +25,19 @@ def released_assignment(session: Session, course_id: int, name: str) -> Assignme
     return assignment
 
 
+def visible_assignment(session: Session, course_id: int, name: str, instructor: bool) -> Assignment:
+    """For instructors any assignment of the course, withdrawn ones too (their
+    submissions and feedback stay reachable); for everyone else a released one."""
+    if not instructor:
+        return released_assignment(session, course_id, name)
+    assignment = session.scalar(
+        select(Assignment).where(Assignment.course_id == course_id, Assignment.name == name)
+    )
+    if assignment is None:
+        raise NotFound("Assignment not found")
+    return assignment
+
+
 def member(session: Session, course_id: int, username: str, role: str) -> Member | None:
     return session.scalar(
         select(Member).where(

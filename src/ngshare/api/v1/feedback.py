@@ -19,7 +19,11 @@ from ngshare.domain.filesets import (
     v1_tree_json,
     with_md5,
 )
-from ngshare.domain.lookup import find_submission, released_assignment, require_student
+from ngshare.domain.lookup import (
+    find_submission,
+    require_student,
+    visible_assignment,
+)
 from ngshare.errors import Conflict
 from ngshare.timestamps import format_v1, parse_v1
 
@@ -37,7 +41,7 @@ def upload_feedback(
 ) -> JSONResponse:
     """Attach feedback to the submission at `timestamp`, replacing any earlier feedback."""
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = visible_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         require_student(session, ctx.course_id, row.id, student)
         stamp = parse_v1(args.required("timestamp", "Please supply timestamp"))
         submission_id = find_submission(session, row.id, student, stamp).id
@@ -83,7 +87,7 @@ def download_feedback(
 ) -> StreamingResponse:
     """Feedback files for the submission at `timestamp` (default: the latest); may be empty."""
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = visible_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         require_student(session, ctx.course_id, row.id, student)
         stamp = parse_v1(args["timestamp"]) if args.get("timestamp") else None
         found = find_submission(session, row.id, student, stamp)

@@ -30,6 +30,7 @@ from ngshare.domain.lookup import (
     latest_timestamp,
     released_assignment,
     require_student,
+    visible_assignment,
 )
 from ngshare.errors import Conflict
 from ngshare.timestamps import format_v1, next_after, parse_v1, utcnow
@@ -46,7 +47,7 @@ def _listing(rows) -> list[dict[str, str]]:
 @router.get("/submissions/{course}/{assignment}")
 def list_submissions(assignment: str, ctx: CourseInstructor, state: State) -> JSONResponse:
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = visible_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         rows = session.execute(
             select(Submission.student, Submission.timestamp)
             .where(Submission.assignment_id == row.id)
@@ -60,7 +61,7 @@ def list_student_submissions(
     assignment: str, student: str, ctx: InstructorOrSelf, state: State
 ) -> JSONResponse:
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = visible_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         require_student(session, ctx.course_id, row.id, student)
         rows = session.execute(
             select(Submission.student, Submission.timestamp)
@@ -122,7 +123,7 @@ def download_submission(
 ) -> StreamingResponse:
     """A submission's files: the latest, or the one at `timestamp`."""
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = visible_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         require_student(session, ctx.course_id, row.id, student)
         stamp = parse_v1(args["timestamp"]) if args.get("timestamp") else None
         found = find_submission(session, row.id, student, stamp)

@@ -18,7 +18,7 @@ from ngshare.api.origin import V2Origin
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, State
 from ngshare.db.models import Feedback, Release, Submission
 from ngshare.domain import audit
-from ngshare.domain.lookup import released_assignment
+from ngshare.domain.lookup import visible_assignment
 from ngshare.errors import NotFound, PermissionDenied
 
 router = APIRouter(tags=["v2: audit history"])
@@ -38,7 +38,8 @@ class Report(BaseModel):
 def report(body: Report, ctx: CourseMember, state: State, origin: V2Origin) -> JSONResponse:
     """Record a download the client completed (fetch, collect, download, feedback_fetch)."""
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, body.assignment)
+        instructor_view = ctx.is_instructor and body.action != "fetch"
+        row = visible_assignment(session, ctx.course_id, body.assignment, instructor_view)
         fields: dict[str, object] = {"assignment": body.assignment}
         if body.action == "fetch":
             release = session.scalar(

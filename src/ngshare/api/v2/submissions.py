@@ -22,7 +22,7 @@ from ngshare.api.v2.transfer import archive_response
 from ngshare.db.models import Submission
 from ngshare.domain.archives import ArchiveEntry
 from ngshare.domain.filesets import create_fileset, list_files
-from ngshare.domain.lookup import latest_timestamp, released_assignment
+from ngshare.domain.lookup import latest_timestamp, released_assignment, visible_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
 from ngshare.domain.submissions import collect_entries
 from ngshare.domain.submissions import latest_only as _latest_only
@@ -123,7 +123,7 @@ def list_submissions(
 ) -> SubmissionList | JSONResponse:
     """Every submission with its feedback state, in one request."""
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = visible_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         query = _latest_only(_query(row.id), row.id) if latest else _query(row.id)
         if files:
             return _with_files(session, session.execute(query).all())
@@ -143,7 +143,7 @@ def list_student_submissions(
     files: bool = Query(False, description=FILES_HELP),
 ) -> SubmissionList | JSONResponse:
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = visible_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         rows = session.execute(_query(row.id).where(Submission.student == student)).all()
         if files:
             return _with_files(session, rows)
@@ -164,7 +164,7 @@ def _with_files(session: Session, rows) -> JSONResponse:
 
 
 def find_submission_row(session: Session, ctx, assignment: str, student: str, submission_id: int):
-    row = released_assignment(session, ctx.course_id, assignment)
+    row = visible_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
     found = session.execute(
         _query(row.id).where(Submission.student == student, Submission.id == submission_id)
     ).first()
@@ -231,7 +231,7 @@ def collect(
     """
     wanted = {s for s in (students or "").split(",") if s}
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = visible_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         entries = collect_entries(session, row.id, wanted)
         picked = _latest_only(_query(row.id), row.id)
         if wanted:
