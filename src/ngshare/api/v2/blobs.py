@@ -26,7 +26,7 @@ from ngshare.storage import HashMismatch, Upload, UploadBusy
 router = APIRouter(tags=["v2: blobs"])
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-WRITE_BATCH = 4 * 1024 * 1024
+WRITE_BATCH = 1024 * 1024  # per upload in flight: bounds memory at the deadline peak
 
 
 def check_sha256(value: str) -> str:
