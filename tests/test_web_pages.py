@@ -421,3 +421,16 @@ def test_logout_ends_the_session(server, browsers):
         assert b.get("").status_code == 303
     finally:
         b.close()
+
+
+def test_activity_page_answers_who_fetched_and_when(api, browsers, course_with_work):
+    course = course_with_work["course"] if isinstance(course_with_work, dict) else course_with_work
+    ok(api("stu2").get(f"assignment/{course}/ps1"))  # stu2 fetched, never submitted
+    page = browsers("inst1").page(f"courses/{course}/activity?student=stu2&action=fetch")
+    assert "<td>fetch</td>" in page and "<td>stu2</td>" in page
+    everything = browsers("inst1").page(f"courses/{course}/activity")
+    assert "submit" in everything and "feedback release" in everything
+    csv_text = browsers("inst1").get(f"courses/{course}/activity.csv?student=stu2").text
+    assert csv_text.splitlines()[0].startswith("at,course,action,actor")
+    assert all(",stu2," in line for line in csv_text.splitlines()[1:])
+    assert browsers("stu1").get(f"courses/{course}/activity").status_code == 403

@@ -14,7 +14,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from ngshare.db.engine import Database
@@ -79,8 +79,10 @@ def query(course: str, assignment: str | None, student: str | None, action: str 
     statement = select(Event).where(Event.course == course)
     if assignment:
         statement = statement.where(Event.assignment == assignment)
-    if student:
-        statement = statement.where(Event.student == student)
+    if student:  # what was done to their work, and what they did themselves (fetches)
+        statement = statement.where(
+            or_(Event.student == student, (Event.student.is_(None)) & (Event.actor == student))
+        )
     if action:
         statement = statement.where(Event.action == action)
     return statement.order_by(Event.at, Event.id)
