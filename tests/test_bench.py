@@ -25,7 +25,7 @@ EXPECTED_REQUESTS = {
     "v2": {
         "setup": 2,
         "release": 8,  # missing?, 6 blobs, manifest
-        "fetch": 21,  # manifest and 6 blobs each
+        "fetch": 24,  # manifest, 6 blobs and the audit report each
         "submit": 21,  # missing?, 5 changed notebooks (the data file is deduplicated), commit
         "collect": 2,  # one listing, one collect archive
         "feedback": 9,  # missing?, one html, commit
