@@ -255,3 +255,36 @@ def test_v2_errors_have_their_own_shape(server, course):
     )
     assert response.status_code == 400
     assert response.json()["error"]["reason"] == "invalid_request"
+
+
+def test_identical_files_are_downloaded_once_per_client(server, client_for, course, tmp_path):
+    client_for("inst1").release(course, "ps1", write_tree(tmp_path / "src", {"q": b"?"}))
+    shared = os.urandom(2 * 1024 * 1024)
+    for student in ("stu1", "stu2"):
+        client_for(student).submit(
+            course,
+            "ps1",
+            write_tree(tmp_path / student, {"data.bin": shared, "me": student.encode()}),
+        )
+    inst = client_for("inst1")
+    sent = {"bytes": 0}
+    inst.http.event_hooks["response"].append(
+        lambda response: sent.__setitem__(
+            "bytes", sent["bytes"] + int(response.headers.get("content-length", 0))
+        )
+    )
+    for listed in inst.submissions(course, "ps1"):
+        detail = inst.submission(course, "ps1", listed["student"], listed["id"])
+        inst.download_tree(course, detail["files"], tmp_path / "collected" / listed["student"])
+    for student in ("stu1", "stu2"):
+        assert read_tree(tmp_path / "collected" / student) == {
+            "data.bin": shared,
+            "me": student.encode(),
+        }
+    assert sent["bytes"] < len(shared) * 1.5  # the second copy came from the first, not the server
+    # a local copy that was changed meanwhile is not trusted: it is fetched again
+    (tmp_path / "collected" / "stu2" / "data.bin").write_bytes(b"edited")
+    (tmp_path / "collected" / "stu1" / "data.bin").write_bytes(b"edited")
+    detail = inst.submission(course, "ps1", "stu1", inst.submissions(course, "ps1")[0]["id"])
+    inst.download_tree(course, detail["files"], tmp_path / "again")
+    assert (tmp_path / "again" / "data.bin").read_bytes() == shared

@@ -59,6 +59,9 @@ class NgshareClient:
         self.retries = retries
         self.backoff = backoff
         self.progress = progress or NoProgress()
+        # sha256 -> a file this client wrote and verified, to copy instead of downloading
+        # again (the same data file in every student's submission is fetched once)
+        self.local_copies: dict[str, Path] = {}
         self.http = httpx.Client(
             base_url=url.rstrip("/") + "/v2/",
             headers=headers,
@@ -282,6 +285,7 @@ class NgshareClient:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
             self._swap(staging, dest)
+            self._moved(staging, dest)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -308,6 +312,7 @@ class NgshareClient:
             if entry.get("executable"):
                 temporary.chmod(temporary.stat().st_mode | 0o111)
             os.replace(temporary, target)
+            self.local_copies[entry["sha256"]] = target
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
@@ -315,7 +320,13 @@ class NgshareClient:
         return target
 
     def download_blob(self, course: str, sha256: str, size: int, target: Path) -> None:
-        """Stream one blob into `target`, resuming after a dropped connection, hash checked."""
+        """Stream one blob into `target`, resuming after a dropped connection, hash checked.
+
+        A blob this client already wrote is copied from there instead (and
+        checked all the same), so identical files cross the network once.
+        """
+        if self._copy_local(sha256, size, Path(target)):
+            return
         digest = hashlib.sha256()
         path = f"courses/{_q(course)}/blobs/{sha256}"
         with target.open("wb") as handle:
@@ -329,6 +340,33 @@ class NgshareClient:
                     self._sleep(attempt)
         if digest.hexdigest() != sha256 or target.stat().st_size != size:
             raise ClientError(f"Download of {target.name} is corrupt (hash mismatch)")
+        self.local_copies[sha256] = Path(target)
+
+    def _moved(self, old_root: Path, new_root: Path) -> None:
+        """Keep `local_copies` pointing at files that were moved into place."""
+        for sha256, path in list(self.local_copies.items()):
+            if path.is_relative_to(old_root):
+                self.local_copies[sha256] = new_root / path.relative_to(old_root)
+
+    def _copy_local(self, sha256: str, size: int, target: Path) -> bool:
+        source = self.local_copies.get(sha256)
+        if source is None or source == target:
+            return False
+        digest = hashlib.sha256()
+        try:
+            with source.open("rb") as reader, target.open("wb") as writer:
+                while chunk := reader.read(CHUNK):
+                    digest.update(chunk)
+                    writer.write(chunk)
+        except OSError:
+            self.local_copies.pop(sha256, None)
+            return False
+        if digest.hexdigest() != sha256 or target.stat().st_size != size:
+            self.local_copies.pop(sha256, None)  # changed since: fetch it for real
+            return False
+        self.progress.advance(size)
+        self.local_copies[sha256] = target
+        return True
 
     def _stream_into(self, path: str, handle: Any, digest: Any, size: int) -> None:
         done = handle.tell()
