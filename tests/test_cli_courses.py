@@ -92,6 +92,23 @@ def test_every_subcommand_has_help_with_an_example():
         ["student", "list"],
         ["assignments"],
         ["submissions"],
+        *[
+            ["assignment", action]
+            for action in (
+                "show",
+                "set",
+                "deadline",
+                "draft",
+                "release",
+                "close",
+                "reopen",
+                "archive",
+                "extend",
+                "unextend",
+                "solutions",
+            )
+        ],
+        ["feedback", "withdraw"],
         ["serve"],
         ["gc"],
         ["db", "upgrade"],

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ngshare import __version__
+from ngshare import __version__, timestamps
 from ngshare.api import health
 from ngshare.api.v1 import build_router as build_v1
 from ngshare.api.v2 import build_router as build_v2
@@ -37,6 +37,11 @@ def create_app(settings: Settings) -> FastAPI:
     """Build the app from resolved, checked settings (see `Settings.resolved`)."""
     prefix = settings.prefix or "/api/"
     assert settings.database_url and settings.storage_dir
+    if settings.clock_file is not None:
+        if settings.auth not in ("dev", "token-file"):
+            raise ValueError("--clock-file is for tests only and is refused under JupyterHub")
+        log.warning("Test clock: course policies read the time from %s", settings.clock_file)
+    timestamps.use_clock_file(settings.clock_file)
     state = AppState(
         settings=settings,
         db=Database(settings.database_url),

@@ -162,6 +162,12 @@ class Settings(BaseSettings):
     upload_expiry_hours: int = Field(
         24, description="Unfinished resumable uploads untouched this long are deleted by the GC."
     )
+    clock_file: Path | None = Field(
+        None,
+        description="TESTS ONLY: read the time of every course policy (schedules, deadlines, "
+        "late windows) from this file, which holds one ISO 8601 time with an offset. Refused "
+        "with --auth hub; a missing or empty file means the system clock.",
+    )
     course_quota_mib: int = Field(
         204800,
         description="Storage one course may use in MiB, counting every release, submission "
@@ -231,6 +237,11 @@ class Settings(BaseSettings):
             raise ValueError("--storage s3 needs --s3-bucket")
         if self.auth == "token-file" and self.token_file is None:
             raise ValueError("--auth token-file needs --token-file FILE")
+        if self.clock_file is not None and self.auth not in ("dev", "token-file"):
+            raise ValueError(
+                "--clock-file is for tests only and needs --dev or --auth token-file; "
+                "it is refused under JupyterHub"
+            )
         if self.auth == "hub" and not os.environ.get("JUPYTERHUB_API_TOKEN"):
             raise ValueError("--auth hub needs JUPYTERHUB_API_TOKEN and JUPYTERHUB_API_URL")
 

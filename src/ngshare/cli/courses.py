@@ -21,6 +21,7 @@ from ngshare.cli.roster_csv import RosterRow, read_roster
 from ngshare.client import ClientError, NgshareClient
 from ngshare.client.discover import api_token, service_url
 from ngshare.client.v1 import V1Client
+from ngshare.domain.policies import parse_duration, show_duration
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -249,12 +250,17 @@ def list_assignments(args: argparse.Namespace) -> int:
             a["name"],
             str(a["version"]),
             str(a["released_at"])[:19],
+            a.get("effective_state", ""),
+            a.get("due") or "",
+            *([a["me"]["status_text"]] if a.get("me") else []),
             str(a["file_count"]),
             str(a["total_size"]),
         ]
         for a in items
     ]
-    return _print(args, items, rows, ["ASSIGNMENT", "VERSION", "RELEASED", "FILES", "BYTES"])
+    mine = ["YOU"] if any(a.get("me") for a in items) else []
+    header = ["ASSIGNMENT", "VERSION", "RELEASED", "STATE", "DUE", *mine, "FILES", "BYTES"]
+    return _print(args, items, rows, header)
 
 
 def list_submissions(args: argparse.Namespace) -> int:
@@ -265,11 +271,183 @@ def list_submissions(args: argparse.Namespace) -> int:
             s["student"],
             s["timestamp"],
             str(s["release_version"] or ""),
+            _on_time(s),
             "yes" if s["feedback"] else "no",
         ]
         for s in items
     ]
-    return _print(args, items, rows, ["STUDENT", "SUBMITTED (UTC)", "VERSION", "FEEDBACK"])
+    header = ["STUDENT", "SUBMITTED (UTC)", "VERSION", "ON TIME", "FEEDBACK"]
+    return _print(args, items, rows, header)
+
+
+def _on_time(submission: dict) -> str:
+    if submission.get("on_time") is None:
+        return "-"
+    if submission["on_time"]:
+        return "yes"
+    return f"late {show_duration(submission['late_by_seconds'] or 0)}"
+
+
+# Course policies (docs/policies.md)
+
+
+def _none_or(value: str | None, convert: Callable[[str], Any]) -> Any:
+    return None if value is None or value.lower() == "none" else convert(value)
+
+
+def _seconds(value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ClientError(str(exc)) from None
+
+
+def _show_settings(args: argparse.Namespace, data: dict) -> int:
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    late = data.get("late_window_seconds")
+    lines = [
+        ("assignment", data["name"]),
+        ("state", data["effective_state"]),
+        ("visible from", data.get("visible_at") or "at release"),
+        ("version", data.get("version") or "not released"),
+        ("deadline", data.get("due") or "none"),
+        (
+            "late submissions",
+            "accepted" if late is None else "refused" if late == 0 else
+            f"accepted for {show_duration(late)}",
+        ),
+        ("submission limit", data.get("max_submissions") or "none"),
+        ("solutions", f"{data['solutions']} ({'stored' if data['has_solutions'] else 'none'})"),
+    ]  # fmt: skip
+    for extension in data.get("extensions", []):
+        lines.append((f"extension {extension['student']}", extension["due"]))
+    if data.get("me"):
+        lines.append(("you", data["me"]["status_text"]))
+    width = max(len(k) for k, _v in lines)
+    for key, value in lines:
+        print(f"{key.ljust(width)}  {value}")
+    return 0
+
+
+def show_settings(args: argparse.Namespace) -> int:
+    with _v2(args) as client:
+        return _show_settings(args, client.settings(args.course, args.assignment))
+
+
+def set_settings(args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = {}
+    if args.state:
+        changes["state"] = args.state
+    if args.visible_at is not None:
+        changes["visible_at"] = _none_or(args.visible_at, str)
+    if args.due is not None:
+        changes["due_at"] = _none_or(args.due, str)
+    if args.timezone is not None:
+        changes["timezone"] = _none_or(args.timezone, str)
+    if args.late_window is not None:
+        changes["late_window_seconds"] = _none_or(args.late_window, _seconds)
+    if args.max_submissions is not None:
+        changes["max_submissions"] = _none_or(args.max_submissions, int)
+    if args.solutions:
+        changes["solutions"] = args.solutions.replace("-", "_")
+    if not changes:
+        raise ClientError("nothing to change: give at least one option (see --help)")
+    with _v2(args) as client:
+        return _show_settings(args, client.change_settings(args.course, args.assignment, **changes))
+
+
+def set_deadline(args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = {"due_at": _none_or(args.due, str)}
+    if args.timezone is not None:
+        changes["timezone"] = _none_or(args.timezone, str)
+    if args.late_window is not None:
+        changes["late_window_seconds"] = _none_or(args.late_window, _seconds)
+    with _v2(args) as client:
+        return _show_settings(args, client.change_settings(args.course, args.assignment, **changes))
+
+
+def _set_state(state: str) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        changes: dict[str, Any] = {"state": state}
+        if state == "released":
+            changes["visible_at"] = getattr(args, "at", None)
+        with _v2(args) as client:
+            data = client.change_settings(args.course, args.assignment, **changes)
+        if args.json:
+            return _show_settings(args, data)
+        return _done(args, f"{args.assignment} of {args.course} is now {data['effective_state']}")
+
+    return run
+
+
+def extend(args: argparse.Namespace) -> int:
+    if (args.until is None) == (args.by is None):
+        raise ClientError("give either --until TIME or --by DURATION")
+    extra = None if args.by is None else _seconds(args.by)
+    with _v2(args) as client:
+        data = client.extend(
+            args.course, args.assignment, args.student, due_at=args.until, extra_seconds=extra
+        )
+    return _done(args, f"{args.student} is due {data['due']} for {args.assignment}", data)
+
+
+def unextend(args: argparse.Namespace) -> int:
+    with _v2(args) as client:
+        client.remove_extension(args.course, args.assignment, args.student)
+    return _done(args, f"removed the extension of {args.student} for {args.assignment}")
+
+
+def solutions(args: argparse.Namespace) -> int:
+    if args.directory is None and args.to is None and not args.withdraw:
+        raise ClientError("give a DIRECTORY to upload, --to WHO, or --withdraw")
+    with _v2(args) as client:
+        if args.withdraw:
+            client.withdraw_solutions(args.course, args.assignment)
+            return _done(args, f"withdrew the solutions of {args.assignment}")
+        if args.directory is not None:
+            root = Path(args.directory)
+            if not root.is_dir():
+                raise ClientError(f"{root} is not a directory")
+            client.put_solutions(args.course, args.assignment, root)
+        if args.to is not None:
+            client.change_settings(
+                args.course, args.assignment, solutions=args.to.replace("-", "_")
+            )
+        data = client.settings(args.course, args.assignment)
+    who = {
+        "none": "nobody yet",
+        "all": "every student",
+        "after_due": "each student after their deadline",
+    }
+    return _done(
+        args,
+        f"solutions of {args.assignment}: {who[data['solutions']]} may fetch them",
+        {"ok": True, "solutions": data["solutions"], "has_solutions": data["has_solutions"]},
+    )
+
+
+def withdraw_feedback(args: argparse.Namespace) -> int:
+    with _v2(args) as client:
+        made = client.student_submissions(args.course, args.assignment, args.student)
+        with_feedback = [s for s in made if s["feedback"]]
+        if args.submission is not None:
+            chosen = [s for s in with_feedback if s["id"] == args.submission]
+        else:
+            chosen = with_feedback[-1:]
+        if not chosen:
+            raise ClientError(
+                f"{args.student} has no released feedback on {args.assignment}"
+                + (f" for submission {args.submission}" if args.submission is not None else "")
+            )
+        client.withdraw_feedback(args.course, args.assignment, args.student, chosen[0]["id"])
+    return _done(
+        args,
+        f"withdrew the feedback of {args.student} on {args.assignment} "
+        f"(submission of {chosen[0]['timestamp']} UTC)",
+        {"ok": True, "submission_id": chosen[0]["id"]},
+    )
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -404,3 +582,111 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("course")
     p.add_argument("assignment")
     p.add_argument("--all", action="store_true", help="Every submission, not only the newest")
+
+    _register_policies(commands)
+
+
+def _register_policies(commands: argparse._SubParsersAction) -> None:
+    group = commands.add_parser(
+        "assignment", help="An assignment's lifecycle, deadline, extensions and solutions."
+    )
+    sub = group.add_subparsers(dest="action", required=True)
+
+    def target(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("course")
+        parser.add_argument("assignment")
+
+    p = _command(
+        sub, "show", "Show an assignment's policies and extensions.",
+        "ngshare assignment show cs101 ps1", show_settings,
+    )  # fmt: skip
+    target(p)
+    p = _command(
+        sub,
+        "set",
+        "Change an assignment's policies (instructors); `none` clears a value. Times "
+        "without an offset are in the assignment's time zone.",
+        "ngshare assignment set cs101 ps1 --due '2026-12-01 17:00' --timezone Europe/Paris "
+        "--late-window 24h --max-submissions 5",
+        set_settings,
+    )
+    target(p)
+    p.add_argument("--state", choices=["draft", "released", "closed", "archived"])
+    p.add_argument("--visible-at", metavar="TIME", help="Students see it from then on")
+    p.add_argument("--due", metavar="TIME", help="Deadline, e.g. '2026-12-01 17:00'")
+    p.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Paris")
+    p.add_argument(
+        "--late-window",
+        metavar="DURATION",
+        help="Refuse submissions this long after the deadline (0: at once; none: never)",
+    )
+    p.add_argument("--max-submissions", metavar="N", help="Most submissions per student")
+    p.add_argument("--solutions", choices=["none", "all", "after-due"], help="Who gets them")
+    p = _command(
+        sub,
+        "deadline",
+        "Set (or with `none`, clear) the deadline.",
+        "ngshare assignment deadline cs101 ps1 '2026-12-01 17:00' --timezone Europe/Paris",
+        set_deadline,
+    )
+    target(p)
+    p.add_argument("due", metavar="TIME")
+    p.add_argument("--timezone", metavar="TZ", help="IANA time zone of TIME and of the display")
+    p.add_argument("--late-window", metavar="DURATION", help="e.g. 24h; 0: no late submissions")
+    for name, state, text in [
+        ("draft", "draft", "Hide an assignment from students (instructors still see it)."),
+        ("release", "released", "Show an assignment to students, now or --at a time."),
+        ("close", "closed", "Accept no more submissions (students still see it)."),
+        ("reopen", "released", "Accept submissions again."),
+        ("archive", "archived", "Close and hide from students' lists; their work stays theirs."),
+    ]:
+        p = _command(sub, name, text, f"ngshare assignment {name} cs101 ps1", _set_state(state))
+        target(p)
+        if name == "release":
+            p.add_argument("--at", metavar="TIME", help="Scheduled release time")
+    p = _command(
+        sub,
+        "extend",
+        "Give a student their own deadline; their submissions keep the on-time flag they got.",
+        "ngshare assignment extend cs101 ps1 bob --by 48h",
+        extend,
+    )
+    target(p)
+    p.add_argument("student")
+    p.add_argument("--until", metavar="TIME", help="The student's deadline")
+    p.add_argument("--by", metavar="DURATION", help="Or: this long after the deadline")
+    p = _command(
+        sub,
+        "unextend",
+        "Remove a student's extension.",
+        "ngshare assignment unextend cs101 ps1 bob",
+        unextend,
+    )
+    target(p)
+    p.add_argument("student")
+    p = _command(
+        sub,
+        "solutions",
+        "Upload solutions and choose who may fetch them (students fetch them with "
+        "`nbgrader fetch_feedback`).",
+        "ngshare assignment solutions cs101 ps1 source/ps1 --to after-due",
+        solutions,
+    )
+    target(p)
+    p.add_argument("directory", nargs="?", help="Directory to upload (replaces earlier ones)")
+    p.add_argument("--to", choices=["none", "all", "after-due"], help="Who may fetch them")
+    p.add_argument("--withdraw", action="store_true", help="Delete the stored solutions")
+
+    feedback = commands.add_parser("feedback", help="Released feedback (instructors).")
+    sub = feedback.add_subparsers(dest="action", required=True)
+    p = _command(
+        sub,
+        "withdraw",
+        "Withdraw the feedback released on a student's newest graded submission "
+        "(or --submission ID).",
+        "ngshare feedback withdraw cs101 ps1 bob",
+        withdraw_feedback,
+    )
+    target(p)
+    p.add_argument("student")
+    p.add_argument("--submission", type=int, metavar="ID", help="A submission id (`--json` lists)")

@@ -254,6 +254,60 @@ class NgshareClient:
         path = self._submission_path(course, assignment, student, submission_id) + "/feedback"
         return self.request("PUT", path, json={"files": [f.manifest_entry() for f in files]})
 
+    def withdraw_feedback(
+        self, course: str, assignment: str, student: str, submission_id: int
+    ) -> dict:
+        path = self._submission_path(course, assignment, student, submission_id) + "/feedback"
+        return self.request("DELETE", path)
+
+    # Course policies (docs/policies.md)
+
+    def _assignment_path(self, course: str, assignment: str) -> str:
+        return f"courses/{_q(course)}/assignments/{_q(assignment)}"
+
+    def settings(self, course: str, assignment: str) -> dict:
+        return self.request("GET", self._assignment_path(course, assignment) + "/settings")
+
+    def change_settings(self, course: str, assignment: str, **changes: Any) -> dict:
+        """PATCH the settings given (state, visible_at, due_at, timezone,
+        late_window_seconds, max_submissions, solutions); the others stay."""
+        path = self._assignment_path(course, assignment) + "/settings"
+        return self.request("PATCH", path, json=changes)
+
+    def extensions(self, course: str, assignment: str) -> list[dict]:
+        return self.request("GET", self._assignment_path(course, assignment) + "/extensions")
+
+    def extend(
+        self,
+        course: str,
+        assignment: str,
+        student: str,
+        *,
+        due_at: str | None = None,
+        extra_seconds: int | None = None,
+    ) -> dict:
+        path = self._assignment_path(course, assignment) + f"/extensions/{_q(student)}"
+        return self.request("PUT", path, json={"due_at": due_at, "extra_seconds": extra_seconds})
+
+    def remove_extension(self, course: str, assignment: str, student: str) -> dict:
+        path = self._assignment_path(course, assignment) + f"/extensions/{_q(student)}"
+        return self.request("DELETE", path)
+
+    def put_solutions_files(self, course: str, assignment: str, files: list[LocalFile]) -> dict:
+        self.upload_files(course, files, f"solutions {assignment}")
+        path = self._assignment_path(course, assignment) + "/solutions"
+        return self.request("PUT", path, json={"files": [f.manifest_entry() for f in files]})
+
+    def put_solutions(self, course: str, assignment: str, root: Path, **scan: Any) -> dict:
+        return self.put_solutions_files(course, assignment, scan_tree(root, **scan))
+
+    def solutions(self, course: str, assignment: str) -> dict:
+        """The solutions' manifest, once the assignment's `solutions` setting allows it."""
+        return self.request("GET", self._assignment_path(course, assignment) + "/solutions")
+
+    def withdraw_solutions(self, course: str, assignment: str) -> dict:
+        return self.request("DELETE", self._assignment_path(course, assignment) + "/solutions")
+
     # Downloading
 
     def download_tree(

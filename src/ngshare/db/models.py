@@ -136,10 +136,38 @@ class Assignment(Base):
         ForeignKey("releases.id", ondelete="SET NULL", use_alter=True, name="fk_current_release")
     )
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Course policies (docs/policies.md). `state`: draft (instructors only),
+    # released (students see it from `visible_at`), closed (no more
+    # submissions), archived (closed, and gone from students' lists).
+    state: Mapped[str] = mapped_column(String(16), default="released", server_default="released")
+    visible_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name, for display
+    late_window_seconds: Mapped[int | None] = mapped_column(Integer)  # None: late accepted
+    max_submissions: Mapped[int | None] = mapped_column(Integer)
+    # solutions: "none" (not released), "all" (now), "after_due" (after each student's deadline)
+    solutions: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    solutions_fileset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("filesets.id", name="fk_assignments_solutions")
+    )
 
     current_release: Mapped[Release | None] = relationship(
         foreign_keys=[current_release_id], post_update=True
     )
+
+
+class Extension(Base):
+    """A student's own deadline for one assignment (instead of the assignment's)."""
+
+    __tablename__ = "extensions"
+    __table_args__ = (UniqueConstraint("assignment_id", "student"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
+    student: Mapped[str] = mapped_column(NAME)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(NAME)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Release(Base):
@@ -173,6 +201,11 @@ class Submission(Base):
     release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id", ondelete="SET NULL"))
     fileset_id: Mapped[int] = mapped_column(ForeignKey("filesets.id"))
     client_key: Mapped[str | None] = mapped_column(String(64))
+    # Decided at submit time and never changed: the student's deadline then
+    # (with their extension) and whether the stamp was at or before it.
+    # NULL for submissions made while the assignment had no deadline.
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    on_time: Mapped[bool | None] = mapped_column(Boolean)
 
     fileset: Mapped[FileSet] = relationship()
 

@@ -3,7 +3,8 @@
 Blobs are shared between trees (identical files are stored once), so reading
 one by its hash is allowed only when the caller may read some tree of this
 course that contains it: any release for members; for instructors every
-submission and feedback; for a student their own submissions and feedback.
+submission, feedback and solutions; for a student their own submissions and
+feedback, and the solutions the `solutions` setting lets them fetch.
 """
 
 from __future__ import annotations
@@ -13,6 +14,24 @@ from sqlalchemy.orm import Session
 
 from ngshare.api.permissions import CourseContext
 from ngshare.db.models import Assignment, Feedback, FileEntry, Release, Submission
+from ngshare.domain.policies import extension_of, solutions_open
+from ngshare.timestamps import now
+
+
+def _solution_sets(session: Session, ctx: CourseContext) -> list[int]:
+    rows = session.scalars(
+        select(Assignment).where(
+            Assignment.course_id == ctx.course_id, Assignment.solutions_fileset_id.is_not(None)
+        )
+    )
+    if ctx.is_instructor:
+        return [a.solutions_fileset_id for a in rows]  # type: ignore[misc]
+    moment = now()
+    return [
+        a.solutions_fileset_id  # type: ignore[misc]
+        for a in rows
+        if solutions_open(a, extension_of(session, a.id, ctx.user.name) or a.due_at, moment)
+    ]
 
 
 def may_read_blob(session: Session, ctx: CourseContext, sha256: str) -> bool:
@@ -29,4 +48,11 @@ def may_read_blob(session: Session, ctx: CourseContext, sha256: str) -> bool:
     query = select(
         exists().where(FileEntry.sha256 == sha256, FileEntry.fileset_id.in_(select(readable.c[0])))
     )
-    return bool(session.scalar(query))
+    if session.scalar(query):
+        return True
+    solutions = _solution_sets(session, ctx)
+    return bool(solutions) and bool(
+        session.scalar(
+            select(exists().where(FileEntry.sha256 == sha256, FileEntry.fileset_id.in_(solutions)))
+        )
+    )

@@ -30,6 +30,11 @@ ACTIONS = (
     "feedback_release",
     "feedback_withdraw",
     "feedback_fetch",
+    "settings",
+    "extension",
+    "solutions_release",
+    "solutions_withdraw",
+    "solutions_fetch",
 )
 COLUMNS = (
     "at",

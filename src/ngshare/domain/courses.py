@@ -65,6 +65,9 @@ def delete_course(session: Session, course_id: int) -> None:
                 select(Release.fileset_id).where(Release.assignment_id.in_(assignment_ids)),
                 select(Submission.fileset_id).where(Submission.assignment_id.in_(assignment_ids)),
                 select(Feedback.fileset_id).where(Feedback.submission_id.in_(submission_ids)),
+                select(Assignment.solutions_fileset_id).where(
+                    Assignment.course_id == course_id, Assignment.solutions_fileset_id.is_not(None)
+                ),
             )
         )
     )

@@ -24,7 +24,7 @@ from sqlalchemy import delete, exists, select, text, union
 
 from ngshare.config import Settings
 from ngshare.db.engine import Database
-from ngshare.db.models import Blob, Feedback, FileEntry, FileSet, Release, Submission
+from ngshare.db.models import Assignment, Blob, Feedback, FileEntry, FileSet, Release, Submission
 from ngshare.storage import BlobStore
 from ngshare.timestamps import utcnow
 
@@ -92,7 +92,10 @@ def collect_exclusively(db: Database, store: BlobStore, **options: object) -> Gc
 
 def _drop_orphan_filesets(db: Database, dry_run: bool) -> int:
     referenced = union(
-        select(Release.fileset_id), select(Submission.fileset_id), select(Feedback.fileset_id)
+        select(Release.fileset_id),
+        select(Submission.fileset_id),
+        select(Feedback.fileset_id),
+        select(Assignment.solutions_fileset_id).where(Assignment.solutions_fileset_id.is_not(None)),
     ).subquery()
     orphan = select(FileSet.id).where(FileSet.id.not_in(select(referenced.c[0])))
     with db.write() as session:

@@ -8,7 +8,9 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from ngshare.db.models import Assignment, Member, Submission
+from ngshare.domain.policies import own_work_readable, visible_to_students
 from ngshare.errors import NotFound
+from ngshare.timestamps import now
 
 
 def released_assignment(session: Session, course_id: int, name: str) -> Assignment:
@@ -25,11 +27,37 @@ def released_assignment(session: Session, course_id: int, name: str) -> Assignme
     return assignment
 
 
+def fetchable_assignment(
+    session: Session, course_id: int, name: str, instructor: bool
+) -> Assignment:
+    """A released assignment that the caller may list, fetch and submit: for
+    students not a draft and not before its scheduled time (404 otherwise)."""
+    assignment = released_assignment(session, course_id, name)
+    if not instructor and not visible_to_students(assignment, now()):
+        raise NotFound("Assignment not found")
+    return assignment
+
+
+def submittable_assignment(
+    session: Session, course_id: int, name: str, instructor: bool
+) -> Assignment:
+    """A released assignment the caller may try to submit: for students also a
+    closed or archived one, so that the refusal names the rule."""
+    assignment = released_assignment(session, course_id, name)
+    if not instructor and not own_work_readable(assignment, now()):
+        raise NotFound("Assignment not found")
+    return assignment
+
+
 def visible_assignment(session: Session, course_id: int, name: str, instructor: bool) -> Assignment:
     """For instructors any assignment of the course, withdrawn ones too (their
-    submissions and feedback stay reachable); for everyone else a released one."""
+    submissions and feedback stay reachable); for everyone else a released one
+    that is visible to students or archived (their own work stays reachable)."""
     if not instructor:
-        return released_assignment(session, course_id, name)
+        assignment = released_assignment(session, course_id, name)
+        if not own_work_readable(assignment, now()):
+            raise NotFound("Assignment not found")
+        return assignment
     assignment = session.scalar(
         select(Assignment).where(Assignment.course_id == course_id, Assignment.name == name)
     )

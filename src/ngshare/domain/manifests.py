@@ -62,6 +62,9 @@ def course_usage(session: Session, course_id: int) -> int:
         select(Release.fileset_id).where(Release.assignment_id.in_(assignments)),
         select(Submission.fileset_id).where(Submission.assignment_id.in_(assignments)),
         select(Feedback.fileset_id).where(Feedback.submission_id.in_(submissions)),
+        select(Assignment.solutions_fileset_id).where(
+            Assignment.course_id == course_id, Assignment.solutions_fileset_id.is_not(None)
+        ),
     ).subquery()
     used = session.scalar(
         select(func.coalesce(func.sum(FileSet.total_size), 0)).where(

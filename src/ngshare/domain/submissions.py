@@ -42,6 +42,11 @@ def submission_summary(row: Row) -> dict:
         "release_version": version,
         "file_count": fileset.file_count,
         "total_size": fileset.total_size,
+        "deadline": submission.deadline,
+        "on_time": submission.on_time,
+        "late_by_seconds": None
+        if submission.on_time is not False
+        else (submission.timestamp - submission.deadline).total_seconds(),
         "feedback": None
         if feedback is None
         else {"updated_at": feedback.created_at, "file_count": feedback_set.file_count},

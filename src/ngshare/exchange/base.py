@@ -288,7 +288,8 @@ class Exchange(ABCExchange):
 
         CourseDirectory.ignore globs drop files and prune whole directories;
         include globs and max_file_size (kB; too large: a warning) drop files;
-        max_dir_size (kB) caps the total. `skip` names top-level files to leave out.
+        max_dir_size (kB) caps the total. `skip` names top-level files to leave out
+        (a name ending in `/`: a top-level directory).
         """
         coursedir = self.coursedir
         include = list(coursedir.include or [])
@@ -296,7 +297,7 @@ class Exchange(ABCExchange):
 
         def keep(relative: str, size: int) -> bool:
             name = relative.rsplit("/", 1)[-1]
-            if relative in skip:
+            if relative in skip or relative.split("/", 1)[0] + "/" in skip:
                 return False
             if include and not any(fnmatch.fnmatch(name, glob) for glob in include):
                 self.log.debug(

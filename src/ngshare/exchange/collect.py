@@ -2,7 +2,8 @@
 
 One request lists every submission of the assignment with its files. For each
 student the newest submission is chosen (with `--before-duedate`, the newest
-one at or before the gradebook's due date, if any). Each copy is written to a
+one at or before the student's deadline: the service's, with the student's
+extension, when the service has one, else the gradebook's due date). Each copy is written to a
 temporary directory with its timestamp.txt, verified, and only then swapped
 in, so with `--update` the old local copy survives a failed download.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.abc import ExchangeCollect as ABCExchangeCollect
@@ -38,15 +40,31 @@ class ExchangeCollect(Exchange, ABCExchangeCollect):
                 self.duedate = gb.find_assignment(self.assignment).duedate
             except MissingEntry:
                 self.duedate = None
+        deadlines = self.server_deadlines(action) if self.before_duedate else {}
 
         self.src_records = []
         for student in sorted(by_student):
             newest_first = sorted(by_student[student], key=lambda s: s["when"], reverse=True)
             chosen = newest_first[0]
-            if self.before_duedate and self.duedate is not None:
-                in_time = [s for s in newest_first if s["when"] <= self.duedate]
+            due = deadlines.get(student, deadlines.get("", self.duedate))
+            if self.before_duedate and due is not None:
+                in_time = [s for s in newest_first if s["when"] <= due]
                 chosen = in_time[0] if in_time else chosen
             self.src_records.append(chosen)
+
+    def server_deadlines(self, action: str) -> dict[str, datetime]:
+        """The service's deadline (key "") and each extended student's, as naive UTC."""
+        with self.attempt(action, self.course):
+            settings = self.client.settings(self.course, self.assignment)
+
+        def naive(text: str) -> datetime:
+            return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
+
+        found = {e["student"]: naive(e["due_at"]) for e in settings.get("extensions", [])}
+        if settings.get("due_at"):
+            found[""] = naive(settings["due_at"])
+            self.log.info("Using the deadline of the ngshare service: %s", settings["due"])
+        return found
 
     def init_dest(self):
         pass

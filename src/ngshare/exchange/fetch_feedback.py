@@ -6,6 +6,9 @@ The timestamp directory is the one your local cache copy of that submission
 carries (matched by submission_secret.txt, else by time), or the service's
 timestamp in Exchange.timezone / timestamp_format for a submission made from
 another machine.
+
+Released solutions (docs/policies.md) come along, into
+`[<course>/]<assignment>/solutions/`, replacing an earlier copy.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 
 from nbgrader.exchange.abc import ExchangeFetchFeedback as ABCExchangeFetchFeedback
 
+from ngshare.client import ClientError
 from ngshare.exchange.base import SECRET_FILE, Exchange, manifest_sha, secret_sha256
 
 
@@ -95,3 +99,23 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
             self.record(course, "feedback_fetch", assignment, submission_id=submission.get("id"))
         if not self.submissions:
             self.log.warning("You have no submission of '%s/%s'", course, assignment)
+        self.fetch_solutions()
+
+    def fetch_solutions(self) -> None:
+        course, assignment = self.course, self.assignment
+        try:
+            manifest = self.client.solutions(course, assignment)
+        except ClientError as exc:
+            if exc.status not in (404, 409):
+                self.fail(
+                    f"Cannot fetch the solutions of {assignment}: {self.explain(exc, course)}"
+                )
+            self.log.info("No solutions to fetch for '%s/%s': %s", course, assignment, exc.message)
+            return
+        target = os.path.join(self.assignment_root(course, assignment), "solutions")
+        with self.attempt(f"fetch the solutions of {assignment}", course):
+            written = self.client.download_tree(
+                course, manifest["files"], target, replace=True, label=f"solutions {assignment}"
+            )
+        for path in written:
+            self.log.info("Fetched solution: %s", path)

@@ -97,8 +97,50 @@ class ExchangeList(Exchange, ABCExchangeList):
             if allowed is not None and course not in allowed:
                 continue
             for item in self.assignments_of(course):
-                found.append(self.outbound_info(course, item["name"]))
+                info = self.outbound_info(course, item["name"])
+                self.add_policy(info, item)
+                found.append(info)
         return sorted(found, key=lambda info: (info["course_id"], info["assignment_id"]))
+
+    @staticmethod
+    def add_policy(info: dict, item: dict) -> None:
+        """The deadline and the caller's standing (docs/policies.md).
+
+        Key `ngshare` (due, state, status, ...) only for assignments with a policy
+        (a deadline, a limit, closed, solutions), so the others keep exactly the
+        filesystem exchange's keys; `notes` feed the `nbgrader list` line."""
+        me = item.get("me") or {}
+        notes = []
+        if item.get("due"):
+            notes.append(f"due {me.get('due') or item['due']}")
+            if me:
+                notes.append(me["status_text"])
+        if item.get("effective_state") == "closed":
+            notes.append("closed")
+        if me.get("remaining") is not None:
+            notes.append(f"{me['remaining']} submissions left")
+        if me.get("newer_version"):
+            notes.append(f"version {item['version']} released since your submission")
+        if me.get("feedback") in ("new", "updated"):
+            notes.append(f"{me['feedback']} feedback")
+        if me.get("solutions_available"):
+            notes.append("solutions available")
+        info["_notes"] = notes
+        has_policy = (
+            item.get("due")
+            or item.get("effective_state") not in (None, "released")
+            or item.get("max_submissions")
+            or item.get("solutions") not in (None, "none")
+        )
+        if has_policy:
+            info["ngshare"] = {
+                "state": item.get("effective_state"),
+                "due": item.get("due"),
+                "due_at": item.get("due_at"),
+                "late_window_seconds": item.get("late_window_seconds"),
+                "max_submissions": item.get("max_submissions"),
+                **({"me": me} if me else {}),
+            }
 
     def outbound_info(self, course: str, assignment: str) -> dict:
         info: dict = {"course_id": course, "assignment_id": assignment}
@@ -312,6 +354,8 @@ class ExchangeList(Exchange, ABCExchangeList):
         msg = "{course_id} {assignment_id}".format(**info)
         if os.path.exists(info["assignment_id"]):
             msg += " (already downloaded)"
+        if info.get("_notes"):
+            msg += " [" + "; ".join(info["_notes"]) + "]"
         return msg
 
     def log_listing(self, assignments: list[dict], removing: bool) -> None:
@@ -330,6 +374,12 @@ class ExchangeList(Exchange, ABCExchangeList):
     def list_files(self):
         assignments = self.parse_assignments()
         self.log_listing(assignments, removing=False)
+        return self.without_notes(assignments)
+
+    @staticmethod
+    def without_notes(assignments: list[dict]) -> list[dict]:
+        for info in assignments:
+            info.pop("_notes", None)
         return assignments
 
     def remove_files(self):
@@ -340,6 +390,7 @@ class ExchangeList(Exchange, ABCExchangeList):
             )
         assignments = self.parse_assignments()
         self.log_listing(assignments, removing=True)
+        self.without_notes(assignments)
         if self.cached:
             for assignment in assignments:
                 for info in assignment["submissions"]:

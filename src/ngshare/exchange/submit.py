@@ -89,7 +89,8 @@ class ExchangeSubmit(Exchange, ABCExchangeSubmit):
 
     def copy_files(self):
         course, assignment = self.course, self.assignment
-        files = self.scan(self.src_path, skip=(TIMESTAMP_FILE, SECRET_FILE))
+        # solutions/ is where fetch_feedback puts released solutions: never handed in
+        files = self.scan(self.src_path, skip=(TIMESTAMP_FILE, SECRET_FILE, "solutions/"))
         self.check_filename_diff(files)
         self.log.info("Source: %s", self.src_path)
         self.log.info("Destination: %s course %s", self.client.http.base_url, course)

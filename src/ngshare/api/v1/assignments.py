@@ -25,24 +25,30 @@ from ngshare.domain.filesets import (
     v1_tree_json,
     with_md5,
 )
-from ngshare.domain.lookup import released_assignment
+from ngshare.domain.lookup import fetchable_assignment, released_assignment
+from ngshare.domain.policies import visible_to_students
 from ngshare.domain.releases import add_release, assignment_row
 from ngshare.errors import Conflict
+from ngshare.timestamps import now
 
 router = APIRouter(tags=["v1: assignments"])
 
 
 @router.get("/assignments/{course}")
 def list_assignments(ctx: CourseMember, state: State) -> JSONResponse:
-    """Names of the released assignments, in the order they were first released."""
+    """Names of the released assignments, in the order they were first released.
+
+    Students do not see drafts, releases scheduled for later, or archived ones."""
     with state.db.read() as session:
-        names = session.scalars(
-            select(Assignment.name)
+        rows = session.scalars(
+            select(Assignment)
             .where(Assignment.course_id == ctx.course_id)
             .where(Assignment.current_release_id.is_not(None))
             .order_by(Assignment.id)
         )
-        return ok(assignments=list(names))
+        moment = now()
+        names = [a.name for a in rows if ctx.is_instructor or visible_to_students(a, moment)]
+        return ok(assignments=names)
 
 
 @router.get("/assignment/{course}/{assignment}", openapi_extra=query("list_only"))
@@ -50,7 +56,7 @@ def download_assignment(
     assignment: str, ctx: CourseMember, args: V1Args, state: State, origin: V1Origin
 ) -> StreamingResponse:
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = fetchable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         release = session.get(Release, row.current_release_id)
         assert release is not None
         files = list_files(session, release.fileset_id)

@@ -28,12 +28,13 @@ from ngshare.domain.filesets import (
 from ngshare.domain.lookup import (
     find_submission,
     latest_timestamp,
-    released_assignment,
     require_student,
+    submittable_assignment,
     visible_assignment,
 )
+from ngshare.domain.policies import judge_submission
 from ngshare.errors import Conflict
-from ngshare.timestamps import format_v1, next_after, parse_v1, utcnow
+from ngshare.timestamps import format_v1, next_after, now, parse_v1
 
 router = APIRouter(tags=["v1: submissions"])
 
@@ -76,14 +77,18 @@ def submit(
     assignment: str, ctx: CourseMember, args: V1Args, state: State, origin: V1Origin
 ) -> JSONResponse:
     """Store a new submission by the caller, stamped strictly after their previous one."""
+    bound = not ctx.is_instructor
     with state.db.read() as session:
-        released_assignment(session, ctx.course_id, assignment)
+        row = submittable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
+        stamp = next_after(now(), latest_timestamp(session, row.id, ctx.user.name))
+        judge_submission(session, row, ctx.user.name, stamp, bound)  # refuse before storing
     staged = commit_staged(args.staged_files())
     for _attempt in range(SUBMIT_ATTEMPTS):
         try:
             with state.db.write() as session:
-                row = released_assignment(session, ctx.course_id, assignment)
-                stamp = next_after(utcnow(), latest_timestamp(session, row.id, ctx.user.name))
+                row = submittable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
+                stamp = next_after(now(), latest_timestamp(session, row.id, ctx.user.name))
+                verdict = judge_submission(session, row, ctx.user.name, stamp, bound)
                 fileset = create_fileset(session, "submission", staged)
                 submission = Submission(
                     assignment_id=row.id,
@@ -91,6 +96,8 @@ def submit(
                     timestamp=stamp,
                     release_id=row.current_release_id,
                     fileset_id=fileset.id,
+                    deadline=verdict.deadline,
+                    on_time=verdict.on_time,
                 )
                 session.add(submission)
                 session.flush()

@@ -27,10 +27,13 @@ from ngshare.api.v2.transfer import archive_response
 from ngshare.db.models import Assignment, FileSet, Release
 from ngshare.domain.archives import ArchiveEntry
 from ngshare.domain.filesets import ListedFile, list_files, manifest_digest
-from ngshare.domain.lookup import released_assignment
+from ngshare.domain.lookup import fetchable_assignment, released_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
+from ngshare.domain.policies import effective_state, show, visible_to_students
 from ngshare.domain.releases import add_release, assignment_row, current_release
+from ngshare.domain.status import student_statuses
 from ngshare.errors import Conflict, NotFound
+from ngshare.timestamps import now
 
 router = APIRouter(tags=["v2: assignments"])
 
@@ -56,19 +59,38 @@ def _release(session: Session, assignment: Assignment, version: int | None) -> R
     return release
 
 
-def _summary(assignment: Assignment, release: Release, fileset: FileSet) -> dict:
+def policy_fields(assignment: Assignment, moment) -> dict:
+    return {
+        "state": assignment.state,
+        "effective_state": effective_state(assignment, moment),
+        "visible_at": assignment.visible_at,
+        "due_at": assignment.due_at,
+        "timezone": assignment.timezone,
+        "due": show(assignment.due_at, assignment.timezone),
+        "late_window_seconds": assignment.late_window_seconds,
+        "max_submissions": assignment.max_submissions,
+        "solutions": assignment.solutions,
+    }
+
+
+def _summary(assignment: Assignment, release: Release, fileset: FileSet, moment=None) -> dict:
     return {
         "name": assignment.name,
         "version": release.version,
         "released_at": release.created_at,
         "file_count": fileset.file_count,
         "total_size": fileset.total_size,
+        **policy_fields(assignment, moment or now()),
     }
 
 
 @router.get("/courses/{course}/assignments", response_model=AssignmentList)
 def list_assignments(ctx: CourseMember, state: State) -> AssignmentList:
-    """Released assignments with their current version, in order of first release."""
+    """Released assignments with their current version, in order of first release.
+
+    Students see those visible to them (not drafts, not before their scheduled
+    time, not archived), each with their own standing in `me`."""
+    moment = now()
     with state.db.read() as session:
         rows = session.execute(
             select(Assignment, Release, FileSet)
@@ -76,8 +98,18 @@ def list_assignments(ctx: CourseMember, state: State) -> AssignmentList:
             .join(FileSet, FileSet.id == Release.fileset_id)
             .where(Assignment.course_id == ctx.course_id)
             .order_by(Assignment.id)
-        )
-        items = [AssignmentSummary(**_summary(a, r, f)) for a, r, f in rows]
+        ).all()
+        if not ctx.is_instructor:
+            rows = [r for r in rows if visible_to_students(r[0], moment)]
+            mine = student_statuses(
+                session, ctx.course, [r[0] for r in rows], ctx.user.name, moment
+            )
+        items = [
+            AssignmentSummary(
+                **_summary(a, r, f, moment), me=None if ctx.is_instructor else mine[a.id]
+            )
+            for a, r, f in rows
+        ]
     return AssignmentList(assignments=items)
 
 
@@ -89,7 +121,7 @@ def get_assignment(
     version: int | None = Query(None, ge=1, description="A release version (default: current)"),
 ) -> AssignmentOut:
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = fetchable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         release = _release(session, row, version)
         fileset = session.get(FileSet, release.fileset_id)
         assert fileset is not None
@@ -163,7 +195,7 @@ def download_assignment_archive(
 ) -> StreamingResponse:
     """The whole release as one streamed archive, files under `<assignment>/`."""
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = fetchable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         release = _release(session, row, version)
         files = list_files(session, release.fileset_id)
         version, digest = release.version, release.fileset.digest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -50,7 +51,47 @@ class CourseList(BaseModel):
     courses: list[CourseOut]
 
 
-class AssignmentSummary(BaseModel):
+class StudentStatus(BaseModel):
+    """The caller's standing in an assignment (students only)."""
+
+    status: str = Field(
+        description="not_submitted, submitted (no deadline), on_time, late, overdue "
+        "(not submitted, late submissions still accepted) or missed"
+    )
+    status_text: str = Field(description="The status in words, e.g. `submitted 2 h 5 min late`")
+    deadline: datetime | None = Field(description="Your deadline (with your extension)")
+    due: str | None = Field(description="Your deadline in the assignment's time zone")
+    extended: bool
+    late_until: datetime | None = Field(description="When late submissions stop being accepted")
+    submissions: int
+    remaining: int | None = Field(description="Submissions left under the limit")
+    accepting: bool = Field(description="Whether a submission now would be accepted")
+    feedback: str | None = Field(
+        description="new (not fetched yet), updated (changed since you fetched it), seen, or null"
+    )
+    submitted_version: int | None = Field(description="Release version of your newest submission")
+    newer_version: bool = Field(description="A newer release exists than the one you submitted")
+    solutions_available: bool
+
+
+class PolicyFields(BaseModel):
+    state: str = Field(
+        "released", description="draft, released, closed or archived (docs/policies.md)"
+    )
+    effective_state: str = Field(
+        "released", description="The state now: also `scheduled` (released, not yet visible)"
+    )
+    visible_at: datetime | None = None
+    due_at: datetime | None = None
+    timezone: str | None = None
+    due: str | None = Field(None, description="The deadline in the assignment's time zone")
+    late_window_seconds: int | None = None
+    max_submissions: int | None = None
+    solutions: str = Field("none", description="none, all or after_due")
+    me: StudentStatus | None = Field(None, description="The caller's standing (students only)")
+
+
+class AssignmentSummary(PolicyFields):
     name: str
     version: int
     released_at: datetime
@@ -67,6 +108,52 @@ class AssignmentOut(AssignmentSummary):
     files: list[ManifestFile]
 
 
+class AssignmentSettingsIn(BaseModel):
+    """An assignment's policies. PUT replaces them all (missing fields take their
+    defaults); PATCH changes the fields given. Times without an offset are read in
+    `timezone` (default UTC)."""
+
+    state: Literal["draft", "released", "closed", "archived"] = "released"
+    visible_at: str | None = Field(None, description="Release at this time (null: at once)")
+    due_at: str | None = Field(None, description="Deadline, e.g. `2026-12-01 17:00`")
+    timezone: str | None = Field(None, description="IANA time zone, e.g. Europe/Paris")
+    late_window_seconds: int | None = Field(
+        None, ge=0, description="Refuse submissions this long after the deadline (null: never)"
+    )
+    max_submissions: int | None = Field(None, ge=1, description="Most submissions per student")
+    solutions: Literal["none", "all", "after_due"] = Field(
+        "none",
+        description="Who may fetch the solutions: nobody, everyone, or each student "
+        "after their deadline (and late window)",
+    )
+
+
+class ExtensionIn(BaseModel):
+    due_at: str | None = Field(None, description="The student's own deadline")
+    extra_seconds: int | None = Field(
+        None, ge=0, description="Or: this much after the assignment's deadline"
+    )
+
+
+class ExtensionOut(BaseModel):
+    student: str
+    due_at: datetime
+    due: str
+    created_by: str
+
+
+class AssignmentSettings(PolicyFields):
+    name: str
+    version: int | None = Field(description="Current release version (null: not released)")
+    has_solutions: bool
+    late_until: datetime | None = Field(
+        description="End of the late window for the assignment's deadline"
+    )
+    extensions: list[ExtensionOut] = Field(
+        description="Every extension (instructors); your own (students)"
+    )
+
+
 class FeedbackState(BaseModel):
     updated_at: datetime
     file_count: int
@@ -80,6 +167,13 @@ class SubmissionOut(BaseModel):
     release_version: int | None
     file_count: int
     total_size: int
+    deadline: datetime | None = Field(
+        None, description="The student's deadline when it was submitted (with an extension)."
+    )
+    on_time: bool | None = Field(
+        None, description="Decided at submit time; null when there was no deadline."
+    )
+    late_by_seconds: float | None = Field(None, description="How late, when it was late.")
     feedback: FeedbackState | None
 
 

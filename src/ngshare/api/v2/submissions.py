@@ -22,14 +22,15 @@ from ngshare.api.v2.transfer import archive_response
 from ngshare.db.models import Submission
 from ngshare.domain.archives import ArchiveEntry
 from ngshare.domain.filesets import create_fileset, list_files
-from ngshare.domain.lookup import latest_timestamp, released_assignment, visible_assignment
+from ngshare.domain.lookup import latest_timestamp, submittable_assignment, visible_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
+from ngshare.domain.policies import judge_submission
 from ngshare.domain.submissions import collect_entries
 from ngshare.domain.submissions import latest_only as _latest_only
 from ngshare.domain.submissions import submission_summary as _out
 from ngshare.domain.submissions import submissions_query as _query
 from ngshare.errors import BadRequest, Conflict, NotFound
-from ngshare.timestamps import next_after, utcnow
+from ngshare.timestamps import next_after, now
 
 router = APIRouter(tags=["v2: submissions"])
 
@@ -57,20 +58,24 @@ def submit(
     """Submit the tree as the caller's newest submission."""
     if idempotency_key is not None and not KEY_RE.match(idempotency_key):
         raise BadRequest("Idempotency-Key must be 1-64 letters, digits or ._:-")
+    bound = not ctx.is_instructor
     with state.db.read() as session:
-        row = released_assignment(session, ctx.course_id, assignment)
+        row = submittable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         replay = _replay(session, row.id, ctx.user.name, idempotency_key)
         if replay is not None:
             return JSONResponse(replay, status_code=200)
+        stamp = next_after(now(), latest_timestamp(session, row.id, ctx.user.name))
+        judge_submission(session, row, ctx.user.name, stamp, bound)  # refuse before checking
     staged = check_manifest(manifest.files, state.limits, state.store)
     for _attempt in range(SUBMIT_ATTEMPTS):
         try:
             with state.db.write() as session:
-                row = released_assignment(session, ctx.course_id, assignment)
+                row = submittable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
                 check_quota(
                     session, ctx.course_id, sum(f.digest.size for f in staged), state.limits
                 )
-                stamp = next_after(utcnow(), latest_timestamp(session, row.id, ctx.user.name))
+                stamp = next_after(now(), latest_timestamp(session, row.id, ctx.user.name))
+                verdict = judge_submission(session, row, ctx.user.name, stamp, bound)
                 fileset = create_fileset(session, "submission", staged)
                 submission = Submission(
                     assignment_id=row.id,
@@ -79,6 +84,8 @@ def submit(
                     release_id=row.current_release_id,
                     fileset_id=fileset.id,
                     client_key=idempotency_key,
+                    deadline=verdict.deadline,
+                    on_time=verdict.on_time,
                 )
                 session.add(submission)
                 session.flush()
