@@ -499,3 +499,61 @@ def test_cli_deadline_extension_state_solutions_feedback(env, tmp_path):
     out = run("inst1", "assignment", "release", course, "ps1", "--at", "2031-01-01 00:00")
     assert out.strip() == f"ps1 of {course} is now scheduled"
     assert v1_names(env, course, "stu1") == []
+
+
+# The web pages
+
+
+def test_pages_show_deadlines_status_news_and_hide_drafts(env, tmp_path):
+    from tests.webutil import Browser
+
+    course = new_course(env)
+    settings(env, course, due_at=DUE_LOCAL, timezone="Europe/Paris", max_submissions=3)
+    settings(env, course, "ps2", state="draft")
+    ok(env("inst1").post(f"assignment/{course}/ps2", data={"files": encode_files({"x": b"1"})}))
+    env.clock.set(DUE - US)
+    stamp = ok(submit_v1(env, course, "stu1"))["timestamp"]
+    env.clock.set(DUE + timedelta(minutes=5))
+    ok(submit_v1(env, course, "stu2"))
+    env("inst1").put(
+        f"v2/courses/{course}/assignments/ps1/extensions/stu2", json={"extra_seconds": 86400}
+    ).raise_for_status()
+    ok(
+        env("inst1").post(
+            f"feedback/{course}/ps1/stu1",
+            data={"timestamp": stamp, "files": encode_files({"q.html": b"ok"})},
+        )
+    )
+    (tmp_path / "sol").mkdir()
+    (tmp_path / "sol" / "s.txt").write_text("s")
+    with env.client("inst1") as client:
+        client.put_solutions(course, "ps1", tmp_path / "sol")
+    settings(env, course, solutions="all")
+
+    teacher, student = Browser(env.server, "inst1"), Browser(env.server, "stu1")
+    try:
+        page = teacher.page(f"courses/{course}")
+        assert "2030-06-03 17:00 Europe/Paris" in page and "Draft" in page and "ps2" in page
+        page = teacher.page(f"courses/{course}/assignments/ps1")
+        assert "late by 5 min" in page and "on time" in page
+        assert "extended to 2030-06-04 17:00 Europe/Paris" in page
+        assert "Submission limit" in page
+        page = student.page(f"courses/{course}")
+        assert "ps2" not in page  # a draft
+        assert "submitted on time" in page and ">New<" in page
+        assert student.get(f"courses/{course}/assignments/ps2").status_code == 404
+        page = student.page(f"courses/{course}/assignments/ps1")
+        assert "2 submissions left" in page and "Solutions" in page
+        solutions = student.get(f"courses/{course}/assignments/ps1/solutions?format=zip")
+        assert solutions.status_code == 200
+        feedback = student.page(f"courses/{course}/assignments/ps1")
+        submission_id = latest(env, course, "stu1")["id"]
+        got = student.get(f"courses/{course}/assignments/ps1/submissions/{submission_id}/feedback")
+        assert got.status_code == 200 and ">New<" in feedback
+        assert ">New<" not in student.page(f"courses/{course}")
+        settings(env, course, solutions="none")
+        refused_page = student.get(f"courses/{course}/assignments/ps1/solutions")
+        assert refused_page.status_code == 409
+    finally:
+        teacher.client.close()
+        student.client.close()

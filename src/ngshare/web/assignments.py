@@ -15,9 +15,13 @@ from sqlalchemy import select
 from ngshare.api.v2.transfer import archive_response
 from ngshare.db.models import Release
 from ngshare.domain.archives import ArchiveEntry
+from ngshare.domain.audit import Origin, remote_address
 from ngshare.domain.filesets import list_files
+from ngshare.domain.policies import PolicyRefused, extension_of, solutions_open
+from ngshare.domain.status import student_statuses
 from ngshare.domain.submissions import collect_entries
 from ngshare.errors import NotFound
+from ngshare.timestamps import now
 from ngshare.web.pages import CourseInstructor, CourseMember, PageRoute, State, render
 from ngshare.web.queries import (
     assignment_students,
@@ -25,6 +29,7 @@ from ngshare.web.queries import (
     feedback_files,
     find_assignment,
     find_submission,
+    policy_view,
     student_submissions,
 )
 
@@ -48,17 +53,22 @@ def assignment_page(
                 .order_by(Release.version)
             )
         )
+        policy = policy_view(session, row)
+        me: dict = {}
         if page.is_instructor:
             students = assignment_students(session, page.course_id, row.id)
             mine = []
         else:
             students = []
-            mine = student_submissions(session, row.id, page.viewer.name)
+            mine = student_submissions(session, row.id, page.viewer.name, page.course)
+            me = student_statuses(session, page.course, [row], page.viewer.name, now())[row.id]
     context = {
         "page": page,
         "assignment": assignment,
         "release": release,
         "versions": versions,
+        "policy": policy,
+        "me": me,
         "tab": "assignments",
     }
     if page.is_instructor:
@@ -128,11 +138,27 @@ def download_submission(
 
 @router.get(BASE + "/submissions/{submission_id}/feedback")
 def download_feedback(
-    assignment: str, submission_id: int, page: CourseMember, state: State, format: str = FORMAT
+    assignment: str,
+    submission_id: int,
+    request: Request,
+    page: CourseMember,
+    state: State,
+    format: str = FORMAT,
 ) -> StreamingResponse:
     with state.db.read() as session:
         row, found = _own_submission(session, page, assignment, submission_id)
         files = feedback_files(session, row.id, found.id)
+    if found.student == page.viewer.name:  # the student has seen it (feedback news)
+        origin = _origin(request)
+        origin.record(
+            state.db,
+            page.course,
+            "feedback_fetch",
+            page.viewer.name,
+            assignment=assignment,
+            student=found.student,
+            submission_id=found.id,
+        )
     entries = [
         ArchiveEntry(f"{found.student}/{f.path}", f.sha256, f.size, f.executable) for f in files
     ]
@@ -157,7 +183,7 @@ def download_release(
 ) -> StreamingResponse:
     """The files of the current release, under `<assignment>/`."""
     with state.db.read() as session:
-        row = find_assignment(session, page.course_id, assignment, True)
+        row = find_assignment(session, page.course_id, assignment, True, fetchable=True)
         release = current_version(session, row)
         if release is None:
             raise NotFound("Assignment not found")
@@ -166,3 +192,36 @@ def download_release(
         ArchiveEntry(f"{assignment}/{f.path}", f.sha256, f.size, f.executable) for f in files
     ]
     return archive_response(format, f"{assignment}-v{release.version}", entries, state.store)
+
+
+@router.get(BASE + "/solutions")
+def download_solutions(
+    assignment: str, request: Request, page: CourseMember, state: State, format: str = FORMAT
+) -> StreamingResponse:
+    """The solutions, for instructors; for students once the `solutions` setting allows."""
+    with state.db.read() as session:
+        row = find_assignment(session, page.course_id, assignment, not page.is_instructor)
+        if row.solutions_fileset_id is None:
+            raise NotFound(f"No solutions for {assignment}")
+        if not page.is_instructor:
+            deadline = extension_of(session, row.id, page.viewer.name) or row.due_at
+            if not solutions_open(row, deadline, now()):
+                raise PolicyRefused(
+                    f"The solutions of {assignment} are not released to you yet",
+                    reason="solutions_not_released",
+                )
+        files = list_files(session, row.solutions_fileset_id)
+    if not page.is_instructor:
+        _origin(request).record(
+            state.db, page.course, "solutions_fetch", page.viewer.name, assignment=assignment
+        )
+    entries = [
+        ArchiveEntry(f"{assignment}-solutions/{f.path}", f.sha256, f.size, f.executable)
+        for f in files
+    ]
+    return archive_response(format, f"{assignment}-solutions", entries, state.store)
+
+
+def _origin(request: Request) -> Origin:
+    host = request.client.host if request.client else None
+    return Origin(remote_address(request.headers.get("x-forwarded-for"), host), "web")

@@ -14,9 +14,19 @@ from sqlalchemy.orm import Session
 
 from ngshare.db.models import Assignment, Course, Member, Release, Submission
 from ngshare.domain.filesets import ListedFile, list_files
+from ngshare.domain.policies import (
+    effective_state,
+    extensions_of,
+    own_work_readable,
+    show,
+    show_duration,
+    visible_to_students,
+)
 from ngshare.domain.roster import members
+from ngshare.domain.status import feedback_news, student_statuses
 from ngshare.domain.submissions import submissions_query
 from ngshare.errors import NotFound
+from ngshare.timestamps import now
 
 
 @dataclass
@@ -72,6 +82,10 @@ class AssignmentRow:
     # for a student: their own submissions
     latest: datetime | None = None
     feedback: bool = False
+    # course policies (docs/policies.md)
+    state: str = "released"
+    due: str | None = None
+    me: dict = field(default_factory=dict)  # a student's standing (domain.status)
 
 
 def course_assignments(
@@ -85,10 +99,27 @@ def course_assignments(
     query = select(Assignment).where(Assignment.course_id == course_id).order_by(Assignment.id)
     if student is not None:
         query = query.where(Assignment.current_release_id.is_not(None))
+    moment = now()
     assignments = list(session.scalars(query))
-    rows = {a.id: AssignmentRow(a.name, a.current_release_id is not None) for a in assignments}
+    if student is not None:
+        assignments = [a for a in assignments if visible_to_students(a, moment)]
+    rows = {
+        a.id: AssignmentRow(
+            a.name,
+            a.current_release_id is not None,
+            state=effective_state(a, moment),
+            due=show(a.due_at, a.timezone),
+        )
+        for a in assignments
+    }
     if not rows:
         return []
+    if student is not None:
+        course = session.scalar(select(Course.name).where(Course.id == course_id)) or ""
+        for assignment_id, status in student_statuses(
+            session, course, assignments, student, moment
+        ).items():
+            rows[assignment_id].me = status
     current = {a.id: a.current_release_id for a in assignments}
     for release in session.scalars(
         select(Release).where(Release.assignment_id.in_(rows)).order_by(Release.version)
@@ -140,15 +171,65 @@ def _with_feedback_on_latest(session: Session, assignment_ids: list[int], studen
     return found
 
 
-def find_assignment(session: Session, course_id: int, name: str, released_only: bool) -> Assignment:
-    """The assignment; withdrawn ones only for instructors. 404 `Assignment not found`."""
+def find_assignment(
+    session: Session, course_id: int, name: str, released_only: bool, fetchable: bool = False
+) -> Assignment:
+    """The assignment; withdrawn ones only for instructors. 404 `Assignment not found`.
+
+    `released_only` (a student): not a draft nor before its scheduled time (their own
+    work stays reachable when it is archived); with `fetchable`, not archived either."""
     query = select(Assignment).where(Assignment.course_id == course_id, Assignment.name == name)
     if released_only:
         query = query.where(Assignment.current_release_id.is_not(None))
     row = session.scalar(query)
+    if row is not None and released_only:
+        moment = now()
+        visible = visible_to_students if fetchable else own_work_readable
+        if not visible(row, moment):
+            row = None
     if row is None:
         raise NotFound("Assignment not found")
     return row
+
+
+@dataclass
+class PolicyView:
+    """An assignment's policies in words, for its page."""
+
+    state: str
+    due: str | None
+    late: str
+    limit: int | None
+    solutions: str
+    has_solutions: bool
+    visible_at: datetime | None
+    extensions: dict[str, str]
+
+
+def policy_view(session: Session, assignment: Assignment) -> PolicyView:
+    late = assignment.late_window_seconds
+    if assignment.due_at is None:
+        late_words = "—"
+    elif late is None:
+        late_words = "accepted (marked late)"
+    elif late == 0:
+        late_words = "not accepted"
+    else:
+        late_words = f"accepted for {show_duration(late)} after the deadline"
+    solutions = {"none": "not released", "all": "released", "after_due": "after the deadline"}
+    return PolicyView(
+        state=effective_state(assignment, now()),
+        due=show(assignment.due_at, assignment.timezone),
+        late=late_words,
+        limit=assignment.max_submissions,
+        solutions=solutions.get(assignment.solutions, assignment.solutions),
+        has_solutions=assignment.solutions_fileset_id is not None,
+        visible_at=assignment.visible_at,
+        extensions={
+            name: show(e.due_at, assignment.timezone) or ""
+            for name, e in extensions_of(session, assignment.id).items()
+        },
+    )
 
 
 def current_version(session: Session, assignment: Assignment) -> Release | None:
@@ -168,11 +249,25 @@ class SubmissionView:
     feedback_at: datetime | None
     feedback_files: int
     files: list[ListedFile] = field(default_factory=list)
+    on_time: bool | None = None
+    late_by: str | None = None
+    feedback_news: str | None = None  # new, updated, seen (for the student's own view)
+
+    @property
+    def timing(self) -> str:
+        if self.on_time is None:
+            return "—"
+        return "on time" if self.on_time else f"late by {self.late_by}"
 
 
 def _view(row, files: list[ListedFile] | None = None) -> SubmissionView:
     submission, version, fileset, feedback, feedback_set = row
+    late_by = None
+    if submission.on_time is False and submission.deadline is not None:
+        late_by = show_duration((submission.timestamp - submission.deadline).total_seconds())
     return SubmissionView(
+        on_time=submission.on_time,
+        late_by=late_by,
         id=submission.id,
         student=submission.student,
         submitted_at=submission.timestamp,
@@ -185,12 +280,20 @@ def _view(row, files: list[ListedFile] | None = None) -> SubmissionView:
     )
 
 
-def student_submissions(session: Session, assignment_id: int, student: str) -> list[SubmissionView]:
-    """One student's submissions, newest first, with their files."""
+def student_submissions(
+    session: Session, assignment_id: int, student: str, course: str | None = None
+) -> list[SubmissionView]:
+    """One student's submissions, newest first, with their files; with `course`, also
+    whether their feedback is new to the student (see `status.feedback_news`)."""
     rows = session.execute(
         submissions_query(assignment_id).where(Submission.student == student)
     ).all()
-    return [_view(r, list_files(session, r[0].fileset_id)) for r in reversed(rows)]
+    views = [_view(r, list_files(session, r[0].fileset_id)) for r in reversed(rows)]
+    if course is not None:
+        news = feedback_news(session, course, student, [v.id for v in views])
+        for view in views:
+            view.feedback_news = news.get(view.id)
+    return views
 
 
 @dataclass
