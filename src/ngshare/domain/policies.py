@@ -39,7 +39,7 @@ class PolicyRefused(NgshareError):
 def zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise BadRequest(
             f"Unknown time zone {name!r}: use an IANA name such as Europe/Paris or UTC"
         ) from None
@@ -55,6 +55,8 @@ def parse_moment(text: str, timezone: str | None) -> datetime:
             f"Cannot read the time {text!r}: use YYYY-MM-DD HH:MM[:SS[.ffffff]] in the "
             "assignment's time zone, or ISO 8601 with an offset"
         ) from None
+    if not 1970 <= moment.year <= 9000:
+        raise BadRequest(f"The time {text!r} is out of range (years 1970 to 9000)")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone(timezone))
     return moment.astimezone(UTC)

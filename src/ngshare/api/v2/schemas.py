@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 SHA256 = r"^[0-9a-f]{64}$"
+MAX_SECONDS = 10 * 366 * 86400  # ten years: late windows and extensions
 
 
 class ManifestFile(BaseModel):
@@ -118,9 +119,14 @@ class AssignmentSettingsIn(BaseModel):
     due_at: str | None = Field(None, description="Deadline, e.g. `2026-12-01 17:00`")
     timezone: str | None = Field(None, description="IANA time zone, e.g. Europe/Paris")
     late_window_seconds: int | None = Field(
-        None, ge=0, description="Refuse submissions this long after the deadline (null: never)"
+        None,
+        ge=0,
+        le=MAX_SECONDS,
+        description="Refuse submissions this long after the deadline (null: never)",
     )
-    max_submissions: int | None = Field(None, ge=1, description="Most submissions per student")
+    max_submissions: int | None = Field(
+        None, ge=1, le=1_000_000, description="Most submissions per student"
+    )
     solutions: Literal["none", "all", "after_due"] = Field(
         "none",
         description="Who may fetch the solutions: nobody, everyone, or each student "
@@ -131,7 +137,7 @@ class AssignmentSettingsIn(BaseModel):
 class ExtensionIn(BaseModel):
     due_at: str | None = Field(None, description="The student's own deadline")
     extra_seconds: int | None = Field(
-        None, ge=0, description="Or: this much after the assignment's deadline"
+        None, ge=0, le=MAX_SECONDS, description="Or: this much after the assignment's deadline"
     )
 
 
