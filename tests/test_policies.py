@@ -551,6 +551,12 @@ def test_pages_show_deadlines_status_news_and_hide_drafts(env, tmp_path):
         got = student.get(f"courses/{course}/assignments/ps1/submissions/{submission_id}/feedback")
         assert got.status_code == 200 and ">New<" in feedback
         assert ">New<" not in student.page(f"courses/{course}")
+        history = teacher.page(f"courses/{course}/assignments/ps1/student?name=stu1")
+        assert "Withdraw feedback" in history
+        path = f"courses/{course}/assignments/ps1/submissions/{submission_id}/feedback/withdraw"
+        assert teacher.post(path).status_code == 303
+        assert ok(env("stu1").get(f"feedback/{course}/ps1/stu1"))["files"] == []
+        assert student.post(path).status_code == 403
         settings(env, course, solutions="none")
         refused_page = student.get(f"courses/{course}/assignments/ps1/solutions")
         assert refused_page.status_code == 409

@@ -9,11 +9,11 @@ instructors, the released files for every member.
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
-from sqlalchemy import select
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from sqlalchemy import delete, select
 
 from ngshare.api.v2.transfer import archive_response
-from ngshare.db.models import Release
+from ngshare.db.models import Feedback, FileSet, Release
 from ngshare.domain.archives import ArchiveEntry
 from ngshare.domain.audit import Origin, remote_address
 from ngshare.domain.filesets import list_files
@@ -22,7 +22,16 @@ from ngshare.domain.status import student_statuses
 from ngshare.domain.submissions import collect_entries
 from ngshare.errors import NotFound
 from ngshare.timestamps import now
-from ngshare.web.pages import CourseInstructor, CourseMember, PageRoute, State, render
+from ngshare.web.pages import (
+    CourseInstructor,
+    CourseMember,
+    Form,
+    PageRoute,
+    State,
+    page_url,
+    redirect,
+    render,
+)
 from ngshare.web.queries import (
     assignment_students,
     current_version,
@@ -225,3 +234,36 @@ def download_solutions(
 def _origin(request: Request) -> Origin:
     host = request.client.host if request.client else None
     return Origin(remote_address(request.headers.get("x-forwarded-for"), host), "web")
+
+
+@router.post(BASE + "/submissions/{submission_id}/feedback/withdraw")
+def withdraw_feedback(
+    assignment: str,
+    submission_id: int,
+    request: Request,
+    page: CourseInstructor,
+    form: Form,
+    state: State,
+) -> RedirectResponse:
+    """Withdraw the feedback released on one submission (as v2 DELETE .../feedback)."""
+    with state.db.write() as session:
+        _row, found = _own_submission(session, page, assignment, submission_id)
+        back = page_url(
+            state, "courses", page.course, "assignments", assignment, "student", name=found.student
+        )
+        old = session.scalar(select(Feedback).where(Feedback.submission_id == found.id))
+        if old is None:
+            return redirect(request, back, "There is no feedback on that submission.", kind="error")
+        session.delete(old)
+        session.flush()
+        session.execute(delete(FileSet).where(FileSet.id == old.fileset_id))
+        _origin(request).record(
+            session,
+            page.course,
+            "feedback_withdraw",
+            page.viewer.name,
+            assignment=assignment,
+            student=found.student,
+            submission_id=found.id,
+        )
+    return redirect(request, back, f"Feedback withdrawn from {found.student}'s submission.")
