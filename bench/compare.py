@@ -154,7 +154,8 @@ def markdown(results: dict[str, dict], checks: list[dict], meta: dict) -> str:
         f"{first['options']['concurrency']}, release {w['release_bytes'] / 1e6:.1f} MB "
         f"({w['files']} files)",
         "",
-        f"Run {meta['date']} on {meta['machine']} (commit {meta['commit'][:10]}). "
+        f"Run {meta['date']} on {meta['machine']}; repository at {meta['commit'][:10]}, "
+        f"`ngshare` imported from `{meta.get('ngshare_source', '?')}`. "
         f"Command: `{meta['command']}`",
         "",
         "## Summary",
@@ -234,12 +235,21 @@ def build_parser() -> argparse.ArgumentParser:
         "to pause (0: do not wait)",
     )
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--render", metavar="JSON", help="only rewrite the Markdown of an earlier results file"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        text = markdown(saved["runs"], ratios(saved["runs"]), saved["meta"])
+        Path(args.render).with_suffix(".md").write_text(text)
+        print(text)
+        return 0
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     unknown = set(runs) - set(RUNS)
     if unknown:

@@ -109,6 +109,7 @@ class V2Cycle:
         path = f"courses/{_q(self.course)}/assignments/{_q(self.assignment)}/collect"
         params = {**instructor.params, "students": ",".join(students), "format": "tar"}
         seen: dict[str, set[str]] = {s: set() for s in students}
+        infos = {s: self.w.submission_info(s) for s in students}
         with instructor.http.stream("GET", path, params=params) as response:
             if response.is_error:
                 response.read()
@@ -119,14 +120,14 @@ class V2Cycle:
                         pass
                     continue
                 student, _, relative = name.partition("/")
-                expected = self.w.submission_info(student).get(relative)
-                if student not in seen or expected is None:
+                expected = infos.get(student, {}).get(relative)
+                if expected is None:
                     raise BenchError(f"unexpected archive member {name}")
                 if _write(pieces, dest / student / relative) != expected.sha256:
                     raise BenchError(f"{name}: sha256 differs")
                 seen[student].add(relative)
         for student, paths in seen.items():
-            if paths != set(self.w.submission_info(student)):
+            if paths != set(infos[student]):
                 raise BenchError(f"the archive misses files of {student}")
 
     def collect_blobs(
