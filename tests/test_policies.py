@@ -563,3 +563,28 @@ def test_pages_show_deadlines_status_news_and_hide_drafts(env, tmp_path):
     finally:
         teacher.client.close()
         student.client.close()
+
+
+def test_gc_and_fsck_keep_solutions(env, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.test_gc import age_everything, run_gc
+
+    course = new_course(env)
+    (tmp_path / "sol").mkdir()
+    (tmp_path / "sol" / "only-here.txt").write_bytes(b"kept by the solutions alone")
+    with env.client("inst1") as client:
+        client.put_solutions(course, "ps1", tmp_path / "sol")
+    age_everything(env.server)
+    run_gc(env.server)
+    digest = hashlib.sha256(b"kept by the solutions alone").hexdigest()
+    got = env("inst1").get(f"v2/courses/{course}/blobs/{digest}")
+    assert got.status_code == 200 and got.content == b"kept by the solutions alone"
+    fsck = subprocess.run(
+        [sys.executable, "-m", "ngshare", "fsck", "--data-dir", str(env.server.data_dir),
+         "--database-url", env.server.database.url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    ok(env("admin").delete(f"course/{course}"))  # with its solutions
