@@ -115,8 +115,8 @@ class ExchangeList(Exchange, ABCExchangeList):
             notes.append(f"due {me.get('due') or item['due']}")
             if me:
                 notes.append(me["status_text"])
-        if item.get("effective_state") == "closed":
-            notes.append("closed")
+        if item.get("effective_state") in ("draft", "scheduled", "closed", "archived"):
+            notes.append(item["effective_state"])
         if me.get("remaining") is not None:
             notes.append(f"{me['remaining']} submissions left")
         if me.get("newer_version"):
