@@ -13,6 +13,7 @@ import json
 import os
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -231,6 +232,13 @@ def test_instructor_sees_every_student_and_downloads(login, shots, v1):
     ok(v1("inst1").delete(f"assignment/{COURSE}/ps1"))  # release again: version 2
     ok(v1("inst1").post(f"assignment/{COURSE}/ps1", data={"files": encode_files(files)}))
     ok(v1("inst1").post(f"assignment/{COURSE}/ps2", data={"files": encode_files(files)}))
+    # a deadline tomorrow at 17:00 in Paris, and two more days for stu2 (docs/policies.md)
+    due = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d 17:00")
+    policy = {"due_at": due, "timezone": "Europe/Paris", "max_submissions": 5}
+    v1("inst1").patch(f"v2/courses/{COURSE}/assignments/ps1/settings", json=policy)
+    v1("inst1").put(
+        f"v2/courses/{COURSE}/assignments/ps1/extensions/stu2", json={"extra_seconds": 172800}
+    ).raise_for_status()
     stamps = {}
     for student in ("stu1", "stu2", "stu1", "stu3", "outsider"):
         body = {"files": encode_files({"ps1.ipynb": f"by {student}".encode()})}
