@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from ngshare.db.models import Feedback, FileSet, Release, Submission
 from ngshare.domain.archives import ArchiveEntry, Entry, InlineEntry
-from ngshare.domain.filesets import list_files
-from ngshare.timestamps import format_v1
+from ngshare.domain.audit import Origin
+from ngshare.domain.filesets import StagedFile, create_fileset, list_files
+from ngshare.domain.lookup import latest_timestamp, submittable_assignment
+from ngshare.domain.policies import judge_submission
+from ngshare.timestamps import format_v1, next_after, now
 
 
 def submissions_query(assignment_id: int) -> Select:
@@ -90,3 +94,64 @@ def collect_entries(
             ArchiveEntry(f"{student}/{f.path}", f.sha256, f.size, f.executable) for f in files
         ]
     return entries
+
+
+def precheck_submission(session: Session, who: Submitter, assignment: str) -> None:
+    """Refuse (closed, late, over the limit) before any byte is stored."""
+    row = submittable_assignment(session, who.course_id, assignment, who.instructor)
+    stamp = next_after(now(), latest_timestamp(session, row.id, who.name))
+    judge_submission(session, row, who.name, stamp, not who.instructor)
+
+
+def add_submission(
+    session: Session,
+    who: Submitter,
+    assignment: str,
+    files: list[StagedFile],
+    origin: Origin,
+    client_key: str | None = None,
+) -> tuple[Submission, int]:
+    """Inside a write transaction: judge the rules at this instant, stamp, commit, record.
+
+    The stamp is strictly after the student's previous one; a simultaneous
+    submission taking the same stamp makes the transaction fail with an
+    IntegrityError, which the caller retries. Returns the submission and the
+    assignment's id.
+    """
+    row = submittable_assignment(session, who.course_id, assignment, who.instructor)
+    stamp = next_after(now(), latest_timestamp(session, row.id, who.name))
+    verdict = judge_submission(session, row, who.name, stamp, not who.instructor)
+    fileset = create_fileset(session, "submission", files)
+    submission = Submission(
+        assignment_id=row.id,
+        student=who.name,
+        timestamp=stamp,
+        release_id=row.current_release_id,
+        fileset_id=fileset.id,
+        client_key=client_key,
+        deadline=verdict.deadline,
+        on_time=verdict.on_time,
+    )
+    session.add(submission)
+    session.flush()
+    origin.record(
+        session,
+        who.course,
+        "submit",
+        who.name,
+        assignment=assignment,
+        student=who.name,
+        submission_id=submission.id,
+        digest=fileset.digest,
+    )
+    return submission, row.id
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """Who submits, in which course (instructors may submit whatever the rules say)."""
+
+    name: str
+    course_id: int
+    course: str
+    instructor: bool

@@ -20,21 +20,18 @@ from ngshare.api.v1.responses import ok, streamed
 from ngshare.db.models import Submission
 from ngshare.domain.filesets import (
     commit_staged,
-    create_fileset,
     list_files,
     v1_tree_json,
     with_md5,
 )
 from ngshare.domain.lookup import (
     find_submission,
-    latest_timestamp,
     require_student,
-    submittable_assignment,
     visible_assignment,
 )
-from ngshare.domain.policies import judge_submission
+from ngshare.domain.submissions import Submitter, add_submission, precheck_submission
 from ngshare.errors import Conflict
-from ngshare.timestamps import format_v1, next_after, now, parse_v1
+from ngshare.timestamps import format_v1, parse_v1
 
 router = APIRouter(tags=["v1: submissions"])
 
@@ -77,41 +74,17 @@ def submit(
     assignment: str, ctx: CourseMember, args: V1Args, state: State, origin: V1Origin
 ) -> JSONResponse:
     """Store a new submission by the caller, stamped strictly after their previous one."""
-    bound = not ctx.is_instructor
+    who = Submitter(ctx.user.name, ctx.course_id, ctx.course, ctx.is_instructor)
     with state.db.read() as session:
-        row = submittable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
-        stamp = next_after(now(), latest_timestamp(session, row.id, ctx.user.name))
-        judge_submission(session, row, ctx.user.name, stamp, bound)  # refuse before storing
+        precheck_submission(session, who, assignment)
     staged = commit_staged(args.staged_files())
     for _attempt in range(SUBMIT_ATTEMPTS):
         try:
             with state.db.write() as session:
-                row = submittable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
-                stamp = next_after(now(), latest_timestamp(session, row.id, ctx.user.name))
-                verdict = judge_submission(session, row, ctx.user.name, stamp, bound)
-                fileset = create_fileset(session, "submission", staged)
-                submission = Submission(
-                    assignment_id=row.id,
-                    student=ctx.user.name,
-                    timestamp=stamp,
-                    release_id=row.current_release_id,
-                    fileset_id=fileset.id,
-                    deadline=verdict.deadline,
-                    on_time=verdict.on_time,
+                submission, _assignment_id = add_submission(
+                    session, who, assignment, staged, origin
                 )
-                session.add(submission)
-                session.flush()
-                origin.record(
-                    session,
-                    ctx.course,
-                    "submit",
-                    ctx.user.name,
-                    assignment=assignment,
-                    student=ctx.user.name,
-                    submission_id=submission.id,
-                    digest=fileset.digest,
-                )
-            return ok(timestamp=format_v1(stamp))
+            return ok(timestamp=format_v1(submission.timestamp))
         except IntegrityError:
             continue  # a simultaneous submission by the same student took this stamp
     raise Conflict("Another submission is in progress; try again")

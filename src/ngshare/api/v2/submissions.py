@@ -21,16 +21,19 @@ from ngshare.api.v2.schemas import Manifest, SubmissionDetail, SubmissionList, S
 from ngshare.api.v2.transfer import archive_response
 from ngshare.db.models import Submission
 from ngshare.domain.archives import ArchiveEntry
-from ngshare.domain.filesets import create_fileset, list_files
-from ngshare.domain.lookup import latest_timestamp, submittable_assignment, visible_assignment
+from ngshare.domain.filesets import list_files
+from ngshare.domain.lookup import submittable_assignment, visible_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
-from ngshare.domain.policies import judge_submission
-from ngshare.domain.submissions import collect_entries
+from ngshare.domain.submissions import (
+    Submitter,
+    add_submission,
+    collect_entries,
+    precheck_submission,
+)
 from ngshare.domain.submissions import latest_only as _latest_only
 from ngshare.domain.submissions import submission_summary as _out
 from ngshare.domain.submissions import submissions_query as _query
 from ngshare.errors import BadRequest, Conflict, NotFound
-from ngshare.timestamps import next_after, now
 
 router = APIRouter(tags=["v2: submissions"])
 
@@ -58,50 +61,24 @@ def submit(
     """Submit the tree as the caller's newest submission."""
     if idempotency_key is not None and not KEY_RE.match(idempotency_key):
         raise BadRequest("Idempotency-Key must be 1-64 letters, digits or ._:-")
-    bound = not ctx.is_instructor
+    who = Submitter(ctx.user.name, ctx.course_id, ctx.course, ctx.is_instructor)
     with state.db.read() as session:
         row = submittable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         replay = _replay(session, row.id, ctx.user.name, idempotency_key)
         if replay is not None:
             return JSONResponse(replay, status_code=200)
-        stamp = next_after(now(), latest_timestamp(session, row.id, ctx.user.name))
-        judge_submission(session, row, ctx.user.name, stamp, bound)  # refuse before checking
+        precheck_submission(session, who, assignment)
     staged = check_manifest(manifest.files, state.limits, state.store)
+    size = sum(f.digest.size for f in staged)
     for _attempt in range(SUBMIT_ATTEMPTS):
         try:
             with state.db.write() as session:
-                row = submittable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
-                check_quota(
-                    session, ctx.course_id, sum(f.digest.size for f in staged), state.limits
+                check_quota(session, ctx.course_id, size, state.limits)
+                submission, assignment_id = add_submission(
+                    session, who, assignment, staged, origin, idempotency_key
                 )
-                stamp = next_after(now(), latest_timestamp(session, row.id, ctx.user.name))
-                verdict = judge_submission(session, row, ctx.user.name, stamp, bound)
-                fileset = create_fileset(session, "submission", staged)
-                submission = Submission(
-                    assignment_id=row.id,
-                    student=ctx.user.name,
-                    timestamp=stamp,
-                    release_id=row.current_release_id,
-                    fileset_id=fileset.id,
-                    client_key=idempotency_key,
-                    deadline=verdict.deadline,
-                    on_time=verdict.on_time,
-                )
-                session.add(submission)
-                session.flush()
-                origin.record(
-                    session,
-                    ctx.course,
-                    "submit",
-                    ctx.user.name,
-                    assignment=assignment,
-                    student=ctx.user.name,
-                    submission_id=submission.id,
-                    digest=fileset.digest,
-                )
-                body = _out(
-                    session.execute(_query(row.id).where(Submission.id == submission.id)).one()
-                )
+                query = _query(assignment_id).where(Submission.id == submission.id)
+                body = _out(session.execute(query).one())
             return JSONResponse(SubmissionOut(**body).model_dump(mode="json"), status_code=201)
         except IntegrityError:
             with state.db.read() as session:
