@@ -431,7 +431,7 @@ class NgshareClient:
             if response.is_error:
                 response.read()
                 raise _error(response)
-            for chunk in response.iter_bytes(CHUNK):
+            for chunk in response.iter_raw():  # blobs and archives come uncompressed
                 handle.write(chunk)
                 digest.update(chunk)
                 self.progress.advance(len(chunk))
@@ -480,7 +480,7 @@ class NgshareClient:
             if response.is_error:
                 response.read()
                 raise _error(response)
-            for chunk in response.iter_bytes(CHUNK):
+            for chunk in response.iter_raw():  # blobs and archives come uncompressed
                 write(chunk)
 
 
