@@ -117,25 +117,53 @@ async def _begin(state, sha256: str, uploader: str) -> Upload:
 
 
 async def _receive(request: Request, upload: Upload, size: int) -> None:
-    """Append the body to `upload` in batches written off the event loop."""
-    batch = bytearray()
-    try:
-        async for chunk in request.stream():
-            if upload.offset + len(batch) + len(chunk) > size:
-                await anyio.to_thread.run_sync(upload.abort)
-                raise BadRequest(f"The body is longer than the declared size of {size} bytes")
-            batch += chunk
-            if len(batch) >= WRITE_BATCH:
+    """Append the body to `upload`, writing one batch while the next arrives.
+
+    A writer task takes batches from a queue of one, so reading from the
+    network overlaps writing and hashing, and at most three batches per upload
+    are ever held in memory.
+    """
+    queue_in, queue_out = anyio.create_memory_object_stream[bytearray](1)
+    outcome = {"received": upload.offset, "too_long": False, "disconnected": False}
+
+    async def writer() -> None:
+        async with queue_out:
+            async for batch in queue_out:
                 await anyio.to_thread.run_sync(upload.write, batch)
-                batch = bytearray()
-    except ClientDisconnect:
-        await anyio.to_thread.run_sync(upload.write, batch)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(writer)
+            async with queue_in:
+                await _read_batches(request, queue_in, size, outcome)
+    except BaseExceptionGroup as failed:  # the writer failed (disk full, ...): its error
+        raise failed.exceptions[0] from None
+    if outcome["too_long"]:
+        await anyio.to_thread.run_sync(upload.abort)
+        raise BadRequest(f"The body is longer than the declared size of {size} bytes")
+    if outcome["disconnected"]:
         await anyio.to_thread.run_sync(upload.suspend)
         raise BadRequest(
             f"Connection closed at byte {upload.offset}; resume with offset={upload.offset}"
-        ) from None
+        )
+
+
+async def _read_batches(request: Request, queue, size: int, outcome: dict) -> None:
+    batch = bytearray()
+    try:
+        async for chunk in request.stream():
+            outcome["received"] += len(chunk)
+            if outcome["received"] > size:
+                outcome["too_long"] = True
+                return
+            batch += chunk
+            if len(batch) >= WRITE_BATCH:
+                await queue.send(batch)
+                batch = bytearray()
+    except ClientDisconnect:
+        outcome["disconnected"] = True
     if batch:
-        await anyio.to_thread.run_sync(upload.write, batch)
+        await queue.send(batch)
 
 
 @router.get("/courses/{course}/blobs/{sha256}", response_class=Response)
