@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -143,13 +144,18 @@ class Runner:
                     flush=True,
                 )
 
+    def url_for(self, user: str) -> str:
+        """With several URLs (replicas), each user sticks to one of them, spread evenly."""
+        urls = self.args.url.split(",")
+        return urls[zlib.crc32(user.encode()) % len(urls)]
+
     def v1_client(self, user: str) -> V1Client:
-        client = V1Client(self.args.url, self.auth, user, self.args.timeout)
+        client = V1Client(self.url_for(user), self.auth, user, self.args.timeout)
         self.closers.append(client)
         return client
 
     def v2_client(self, user: str):
-        client = make_client(self.args.url, self.auth, user, self.args.timeout)
+        client = make_client(self.url_for(user), self.auth, user, self.args.timeout)
         self.closers.append(client)
         return client
 
@@ -311,7 +317,7 @@ def _missing(kind: str, students: list[str], known: dict) -> list[OpResult]:
 
 def run(args: argparse.Namespace) -> dict:
     """Run one cycle; the results as a JSON-ready dict."""
-    args.url = check_loopback(args.url)
+    args.url = ",".join(check_loopback(url) for url in args.url.split(","))
     if not args.course:
         args.course = "bench-" + secrets.token_hex(3)
     workdir = Path(tempfile.mkdtemp(prefix="ngshare-bench-", dir=args.workdir))
@@ -434,7 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench.classcycle",
         description="Run one nbgrader class cycle against an ngshare server and measure it.",
     )
-    parser.add_argument("--url", required=True, help="API base incl. prefix, e.g. .../api")
+    parser.add_argument(
+        "--url",
+        required=True,
+        help="API base incl. prefix, e.g. .../api; comma-separated for replicas (each "
+        "user sticks to one)",
+    )
     parser.add_argument("--api", choices=["v1", "v2"], required=True)
     parser.add_argument("--auth", choices=["token-file", "hub", "dev"], default="token-file")
     parser.add_argument("--tokens", help="JSON {token: user} for token-file/hub auth")
