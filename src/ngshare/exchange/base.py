@@ -82,6 +82,12 @@ class Exchange(ABCExchange):
     def _cache_default(self) -> str:
         return os.path.join(jupyter_data_dir(), "nbgrader_cache")
 
+    root = Unicode(
+        "",
+        help="Not used: the filesystem exchange's directory. Accepted so that a configuration "
+        "or command line written for that exchange (c.Exchange.root) loads without a warning.",
+    ).tag(config=True)
+
     path_includes_course = Bool(
         False,
         help=dedent(
