@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from ngshare.api.v2.transfer import archive_response
-from ngshare.db.models import Feedback, FileSet, Release
+from ngshare.db.models import Release
 from ngshare.domain.archives import ArchiveEntry
 from ngshare.domain.audit import Origin, remote_address
+from ngshare.domain.feedback import current_feedback, remove_feedback
 from ngshare.domain.filesets import list_files
 from ngshare.domain.policies import PolicyRefused, extension_of, solutions_open
 from ngshare.domain.status import student_statuses
@@ -251,12 +252,10 @@ def withdraw_feedback(
         back = page_url(
             state, "courses", page.course, "assignments", assignment, "student", name=found.student
         )
-        old = session.scalar(select(Feedback).where(Feedback.submission_id == found.id))
+        old = current_feedback(session, found.id)
         if old is None:
             return redirect(request, back, "There is no feedback on that submission.", kind="error")
-        session.delete(old)
-        session.flush()
-        session.execute(delete(FileSet).where(FileSet.id == old.fileset_id))
+        remove_feedback(session, old)
         _origin(request).record(
             session,
             page.course,

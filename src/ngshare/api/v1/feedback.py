@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ngshare.api.docs import form, query
 from ngshare.api.origin import V1Origin
 from ngshare.api.v1.deps import CourseInstructor, InstructorOrSelf, State, V1Args
 from ngshare.api.v1.responses import ok, streamed
-from ngshare.db.models import Feedback, FileSet
+from ngshare.db.models import Feedback
+from ngshare.domain.feedback import set_feedback
 from ngshare.domain.filesets import (
     commit_staged,
-    create_fileset,
     list_files,
     v1_tree_json,
     with_md5,
@@ -48,17 +48,7 @@ def upload_feedback(
     staged = commit_staged(args.staged_files())
     try:
         with state.db.write() as session:
-            old = session.scalar(select(Feedback).where(Feedback.submission_id == submission_id))
-            if old is not None:
-                session.delete(old)
-                session.flush()
-                session.execute(delete(FileSet).where(FileSet.id == old.fileset_id))
-            fileset = create_fileset(session, "feedback", staged)
-            session.add(
-                Feedback(
-                    submission_id=submission_id, fileset_id=fileset.id, created_by=ctx.user.name
-                )
-            )
+            feedback = set_feedback(session, submission_id, staged, ctx.user.name)
             origin.record(
                 session,
                 ctx.course,
@@ -67,7 +57,7 @@ def upload_feedback(
                 assignment=assignment,
                 student=student,
                 submission_id=submission_id,
-                digest=fileset.digest,
+                digest=feedback.fileset.digest,
             )
     except IntegrityError:
         raise Conflict("Feedback for this submission is being uploaded; try again") from None

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import delete, select
 
 from ngshare.api.origin import V2Origin
 from ngshare.api.v2.assignments import manifest_files
 from ngshare.api.v2.deps import CourseInstructor, InstructorOrSelf, State
 from ngshare.api.v2.schemas import FeedbackOut, Manifest
 from ngshare.api.v2.submissions import find_submission_row
-from ngshare.db.models import Feedback, FileSet
-from ngshare.domain.filesets import create_fileset, list_files, manifest_digest
+from ngshare.domain.feedback import current_feedback, remove_feedback, set_feedback
+from ngshare.domain.filesets import list_files, manifest_digest
 from ngshare.domain.manifests import check_manifest
 from ngshare.errors import NotFound
 
@@ -36,19 +35,12 @@ def put_feedback(
         find_submission_row(session, ctx, assignment, student, submission_id)
     staged = check_manifest(manifest.files, state.limits, state.store)
     with state.db.write() as session:
-        old = session.scalar(select(Feedback).where(Feedback.submission_id == submission_id))
+        old = current_feedback(session, submission_id)
         if old is not None and old.fileset.digest == manifest_digest(staged):
             return FeedbackOut(
                 submission_id=submission_id, updated_at=old.created_at, files=manifest.files
             )
-        if old is not None:
-            session.delete(old)
-            session.flush()
-            session.execute(delete(FileSet).where(FileSet.id == old.fileset_id))
-        fileset = create_fileset(session, "feedback", staged)
-        new = Feedback(submission_id=submission_id, fileset_id=fileset.id, created_by=ctx.user.name)
-        session.add(new)
-        session.flush()
+        new = set_feedback(session, submission_id, staged, ctx.user.name)
         origin.record(
             session,
             ctx.course,
@@ -57,7 +49,7 @@ def put_feedback(
             assignment=assignment,
             student=student,
             submission_id=submission_id,
-            digest=fileset.digest,
+            digest=new.fileset.digest,
         )
         return FeedbackOut(
             submission_id=submission_id, updated_at=new.created_at, files=manifest.files
@@ -88,12 +80,10 @@ def withdraw_feedback(
 ) -> JSONResponse:
     with state.db.write() as session:
         find_submission_row(session, ctx, assignment, student, submission_id)
-        old = session.scalar(select(Feedback).where(Feedback.submission_id == submission_id))
+        old = current_feedback(session, submission_id)
         if old is None:
             raise NotFound("No feedback for this submission")
-        session.delete(old)
-        session.flush()
-        session.execute(delete(FileSet).where(FileSet.id == old.fileset_id))
+        remove_feedback(session, old)
         origin.record(
             session,
             ctx.course,
