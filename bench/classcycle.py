@@ -254,24 +254,21 @@ class Runner:
                 op, _ = timed("collect archive", client, cycle.collect_archive, client, batch, dest)
             return op
 
-        def collect_blobs(name: str) -> OpResult:
-            with instructors.borrow() as client:
-                return timed(
-                    "collect", client, cycle.collect_blobs, client, name, latest[name], dest
-                )[0]
-
         with self.phase("collect") as phase:
-            with instructors.borrow() as client:
-                op, listed = timed("list", client, cycle.list_submissions, client)
-            phase.add(op)
-            latest.update(listed or {})
-            names = sorted(latest)
             if a.v2_collect == "archive":
+                with instructors.borrow() as client:
+                    op, listed = timed("list", client, cycle.list_submissions, client)
+                phase.add(op)
+                latest.update(listed or {})
+                names = sorted(latest)
                 size = a.collect_batch
                 batches = [names[i : i + size] for i in range(0, len(names), size)]
                 phase.run([_bind(collect_archive, batch) for batch in batches])
             else:
-                phase.run([_bind(collect_blobs, name) for name in names])
+                with instructors.borrow() as client:
+                    op, listed = timed("collect all", client, cycle.collect_trees, client, dest)
+                phase.add(op)
+                latest.update(listed or {})
         shutil.rmtree(dest, ignore_errors=True)
 
         for name in latest:
@@ -325,7 +322,7 @@ def run(args: argparse.Namespace) -> dict:
     with ServerMonitor(args.server_pid) as monitor:
         rss_start = monitor.rss()
         runner = Runner(args, monitor)
-        runner.workload.release_info  # noqa: B018 (generate and hash the content up front)
+        runner.workload.prepare()  # generate and hash every file up front, untimed
         try:
             if args.api == "v1":
                 runner.run_v1()
@@ -425,9 +422,10 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--v2-collect",
-        choices=["archive", "blobs"],
-        default="archive",
-        help="v2 collect: `collect` tar archives, or manifests + each distinct blob once",
+        choices=["trees", "archive"],
+        default="trees",
+        help="v2 collect: as the nbgrader plugin (listing with files, each distinct blob "
+        "once, trees written from local copies), or as `collect` tar archives",
     )
     parser.add_argument(
         "--collect-batch", type=int, default=50, help="students per v2 collect archive"

@@ -92,6 +92,48 @@ def loopback_throughput(total: int = 2 * GIB, block: int = MIB) -> float:
     return received / (end - start)
 
 
+def iperf3_throughput(seconds: int = 5) -> float | None:
+    """Bytes per second of one TCP stream over 127.0.0.1 as iperf3 measures it (if installed)."""
+    if shutil.which("iperf3") is None:
+        return None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    listen = ["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(listen, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            time.sleep(0.1)
+            run = subprocess.run(
+                ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
+                capture_output=True,
+                text=True,
+                timeout=seconds + 30,
+            )
+            if run.returncode == 0:
+                return json.loads(run.stdout)["end"]["sum_received"]["bits_per_second"] / 8
+        return None
+    finally:
+        server.kill()
+        server.wait()
+
+
+def disk_throughput(directory: Path, total: int = GIB) -> float:
+    """Bytes per second written durably (1 MiB writes, then fdatasync) where the server stores."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "disk-probe.bin"
+    block = os.urandom(MIB)
+    start = time.perf_counter()
+    with path.open("wb") as handle:
+        for _ in range(total // MIB):
+            handle.write(block)
+        handle.flush()
+        os.fdatasync(handle.fileno())
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return total / seconds
+
+
 # Test files
 
 
@@ -314,6 +356,8 @@ def run(args: argparse.Namespace) -> dict:
             loopback_throughput(loopback_bytes) for _ in range(3)
         ]
         print(f"raw loopback TCP: {_loopback(result) / 1e6:.0f} MB/s", file=sys.stderr, flush=True)
+        result["iperf3_bytes_per_s"] = iperf3_throughput()
+        result["disk_bytes_per_s"] = disk_throughput(workdir / "disk")
         name, url, pid = targets[0]
         probe = Probe(url, auth, pid, workdir, "largefile", args.quiet_wait)
         probe.create_course()
@@ -396,6 +440,12 @@ def report(result: dict) -> str:
         f"Raw loopback TCP, 1 MiB sends, best run: {loopback / 1e6:.0f} MB/s (runs: {runs} MB/s)",
         "",
     ]
+    if result.get("iperf3_bytes_per_s"):
+        iperf = result["iperf3_bytes_per_s"] / 1e6
+        lines += [f"iperf3 over 127.0.0.1, one stream: {iperf:.0f} MB/s"]
+    if result.get("disk_bytes_per_s"):
+        disk = result["disk_bytes_per_s"] / 1e6
+        lines += [f"Disk, 1 GiB written then fdatasync'ed in the data dir: {disk:.0f} MB/s", ""]
     rows = []
     for item in result["v2"]:
         for way in ("upload", "download"):

@@ -3,17 +3,16 @@
 Students fetch into their own directories, edit the notebooks there and
 submit that directory (the unchanged data file is deduplicated by hash, so
 only the notebooks travel). The instructor lists all submissions in one
-request and collects them as `collect` tar archives (a few students per
-archive, streamed and unpacked on the fly) or, with `--v2-collect blobs`, as
-per-submission manifests plus each distinct blob downloaded once.
+request, with their files, and collects them as the nbgrader plugin does: each
+distinct blob downloaded once (small ones in batches), each student's tree
+written from the local copies; or, with `--v2-collect archive`, as `collect`
+tar archives (a few students per archive, streamed and unpacked on the fly).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -64,8 +63,6 @@ class V2Cycle:
         self.assignment = assignment
         self.workdir = workdir
         self.release_dir = workdir / "release" / assignment
-        self._blob_cache: dict[str, threading.Event] = {}
-        self._cache_lock = threading.Lock()
 
     def student_dir(self, student: str) -> Path:
         return self.workdir / "students" / student
@@ -130,41 +127,27 @@ class V2Cycle:
             if paths != set(infos[student]):
                 raise BenchError(f"the archive misses files of {student}")
 
-    def collect_blobs(
-        self, instructor: NgshareClient, student: str, submission_id: int, dest: Path
-    ) -> None:
-        """One submission's manifest, each distinct blob downloaded once, linked into place."""
-        detail = instructor.submission(self.course, self.assignment, student, submission_id)
-        expected = self.w.submission_info(student)
-        for entry in detail["files"]:
-            if expected.get(entry["path"], None) is None:
-                raise BenchError(f"unexpected file {entry['path']}")
-            if entry["sha256"] != expected[entry["path"]].sha256:
-                raise BenchError(f"{student}/{entry['path']}: sha256 differs")
-            cached = self._cached_blob(instructor, entry["sha256"], entry["size"], dest)
-            target = dest / student / entry["path"]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(cached, target)
-
-    def _cached_blob(self, client: NgshareClient, sha256: str, size: int, dest: Path) -> Path:
-        cache = dest / ".blobs" / sha256
-        with self._cache_lock:
-            event = self._blob_cache.get(sha256)
-            mine = event is None
-            if mine:
-                event = self._blob_cache[sha256] = threading.Event()
-        assert event is not None
-        if mine:
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                client.download_blob(self.course, sha256, size, cache)
-            finally:
-                event.set()
-        else:
-            event.wait()
-        if not cache.exists():
-            raise BenchError(f"blob {sha256[:12]} could not be downloaded")
-        return cache
+    def collect_trees(self, instructor: NgshareClient, dest: Path) -> dict[str, int]:
+        """What the nbgrader plugin does: one listing with every submission's files, each
+        distinct blob fetched once (small ones in batches), then each student's tree
+        written from those local copies. Returns each student's collected submission id."""
+        listed = instructor.submissions(self.course, self.assignment, latest=True, files=True)
+        instructor.download_trees(self.course, [item["files"] for item in listed], dest)
+        try:
+            for item in listed:
+                expected = self.w.submission_info(item["student"])
+                got = {f["path"]: f["sha256"] for f in item["files"]}
+                if got != {path: info.sha256 for path, info in expected.items()}:
+                    raise BenchError(f"the submission of {item['student']} differs")
+                instructor.download_tree(
+                    self.course,
+                    item["files"],
+                    dest / item["student"],
+                    extra={"timestamp.txt": item["timestamp"].encode()},
+                )
+        finally:
+            instructor.forget_prefetched()
+        return {item["student"]: item["id"] for item in listed}
 
     def prepare_feedback(self, student: str) -> Path:
         root = self.workdir / "feedback" / student

@@ -40,6 +40,8 @@ class Workload:
     seed: int = 1
     student_prefix: str = "student"
     _images: dict = field(default_factory=dict, compare=False, repr=False)
+    _changed: dict = field(default_factory=dict, compare=False, repr=False)
+    _submission_info: dict = field(default_factory=dict, compare=False, repr=False)
 
     # Names
 
@@ -101,8 +103,20 @@ class Workload:
         return files
 
     def changed_notebooks(self, student: str) -> dict[str, bytes]:
-        """What a student changes before submitting: every notebook; the data file stays."""
-        return {p: self.notebook(k, student) for k, p in enumerate(self.notebook_paths(), 1)}
+        """What a student changes before submitting: every notebook; the data file stays.
+
+        Kept once made (see `prepare`), so that making them is not timed as
+        part of a client's or the checker's work."""
+        made = self._changed.get(student)
+        if made is None:
+            paths = enumerate(self.notebook_paths(), 1)
+            made = self._changed[student] = {p: self.notebook(k, student) for k, p in paths}
+        return made
+
+    def prepare(self) -> None:
+        """Make every student's notebooks and expected hashes up front (not timed)."""
+        for student in self.student_names():
+            self.submission_info(student)
 
     def submission_files(self, student: str) -> dict[str, bytes]:
         return {**self.changed_notebooks(student), DATA_PATH: self.data}
@@ -124,8 +138,11 @@ class Workload:
         return {p: file_info(d) for p, d in self.release_files().items()}
 
     def submission_info(self, student: str) -> dict[str, FileInfo]:
-        info = {p: file_info(d) for p, d in self.changed_notebooks(student).items()}
-        info[DATA_PATH] = self.release_info[DATA_PATH]
+        info = self._submission_info.get(student)
+        if info is None:
+            info = {p: file_info(d) for p, d in self.changed_notebooks(student).items()}
+            info[DATA_PATH] = self.release_info[DATA_PATH]
+            self._submission_info[student] = info
         return info
 
     def total_release_bytes(self) -> int:

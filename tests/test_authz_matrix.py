@@ -83,6 +83,8 @@ RULES = {
     ("put", V2 + "/assignments/{assignment}/solutions"): INSTRUCTORS,
     ("delete", V2 + "/assignments/{assignment}/solutions"): INSTRUCTORS,
     ("post", V2 + "/blobs/missing"): MEMBERS,
+    ("post", V2 + "/blobs"): MEMBERS,
+    ("post", V2 + "/blobs/batch"): MEMBERS,
     ("get", V2 + "/blobs/{sha256}"): MEMBERS,
     ("put", V2 + "/blobs/{sha256}"): MEMBERS,
     ("get", V2 + "/blobs/{sha256}/upload"): MEMBERS,

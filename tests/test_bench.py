@@ -24,12 +24,13 @@ EXPECTED_REQUESTS = {
     },
     "v2": {
         "setup": 2,
-        "release": 8,  # missing?, 6 blobs, manifest
-        "fetch": 24,  # manifest, 6 blobs and the audit report each
-        "submit": 21,  # missing?, 5 changed notebooks (the data file is deduplicated), commit
-        "collect": 2,  # one listing, one collect archive
-        "feedback": 9,  # missing?, one html, commit
-        "fetch_feedback": 6,  # manifest and one blob each
+        "release": 3,  # missing?, one batch of all 6 small blobs, manifest
+        "fetch": 9,  # manifest, one batch of the 6 blobs, the audit report each
+        "submit": 9,  # missing?, a batch of the 5 changed notebooks (the data file is
+        # deduplicated), commit each
+        "collect": 2,  # one listing with files, one batch of every distinct blob
+        "feedback": 6,  # one batch with the html (too small to ask first), commit each
+        "fetch_feedback": 6,  # manifest and one batch each
     },
 }
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ngshare.auth import User
 from ngshare.db.models import Course, Member
@@ -55,15 +55,23 @@ class CourseContext:
 
 
 def load_course_context(state: AppState, course: str, user: User) -> CourseContext:
+    """The course's id and the caller's role in it, in one round trip (every request asks)."""
     check_name(course, "course")
-    with state.db.read() as session:
-        course_id = session.scalar(select(Course.id).where(Course.name == course))
-        if course_id is None:
-            raise NotFound("Course not found")
-        role = session.scalar(
-            select(Member.role).where(Member.course_id == course_id, Member.username == user.name)
-        )
-    return CourseContext(user=user, course_id=course_id, course=course, role=role)
+    with state.db.connect() as connection:
+        row = connection.execute(_CONTEXT_QUERY, {"course": course, "user": user.name}).first()
+    if row is None:
+        raise NotFound("Course not found")
+    return CourseContext(user=user, course_id=row.id, course=course, role=row.role)
+
+
+_CONTEXT_QUERY = (
+    select(Course.id, Member.role)
+    .outerjoin(
+        Member,
+        (Member.course_id == Course.id) & (Member.username == bindparam("user")),
+    )
+    .where(Course.name == bindparam("course"))
+)
 
 
 class Permissions:

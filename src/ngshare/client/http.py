@@ -24,11 +24,15 @@ from urllib.parse import quote
 
 import httpx
 
+from ngshare.client import batches
 from ngshare.client.errors import ClientError
-from ngshare.client.trees import CHUNK, LocalFile, NoProgress, Progress, safe_target, scan_tree
+from ngshare.client.local import BackgroundDigest, HashCache, LocalCopies
+from ngshare.client.trees import LocalFile, NoProgress, Progress, safe_target, scan_tree
 
 RETRY_STATUSES = {502, 503, 504}
 UPLOAD_CHUNK = 4 * 1024 * 1024
+HASH_ALONGSIDE = 64 * 1024 * 1024  # larger downloads are hashed on a second thread
+ASK_FIRST = 64 * 1024  # smaller uploads are sent without asking which blobs are missing
 
 
 def _q(value: str) -> str:
@@ -41,6 +45,8 @@ class NgshareClient:
     `url` is the service base including its prefix (e.g.
     `http://hub/services/ngshare`); the v2 API lives under `<url>/v2/`.
     Give `token` for JupyterHub / token-file servers, or `user` for a dev server.
+    `hashes` remembers file hashes (pass a HashCache with a path to keep them
+    between processes); by default they are kept in memory for this client.
     """
 
     def __init__(
@@ -53,15 +59,18 @@ class NgshareClient:
         retries: int = 4,
         backoff: float = 0.5,
         progress: Progress | None = None,
+        hashes: HashCache | None = None,
     ) -> None:
         headers = {"Authorization": f"token {token}"} if token else {}
         self.params = {"user": user} if user else {}
         self.retries = retries
         self.backoff = backoff
         self.progress = progress or NoProgress()
-        # sha256 -> a file this client wrote and verified, to copy instead of downloading
-        # again (the same data file in every student's submission is fetched once)
-        self.local_copies: dict[str, Path] = {}
+        self.hashes = hashes if hashes is not None else HashCache()
+        # files this client wrote and verified, copied instead of downloaded again
+        # (the same data file in every student's submission crosses the network once)
+        self.local_copies = LocalCopies()
+        self._prefetched: list[Path] = []
         self.http = httpx.Client(
             base_url=url.rstrip("/") + "/v2/",
             headers=headers,
@@ -70,7 +79,12 @@ class NgshareClient:
         )
 
     def close(self) -> None:
+        self.hashes.save()
         self.http.close()
+
+    def scan(self, root: Path, **scan: Any) -> list[LocalFile]:
+        """`scan_tree` with this client's hash cache (unchanged files are not read again)."""
+        return scan_tree(root, cache=self.hashes, **scan)
 
     def __enter__(self) -> NgshareClient:
         return self
@@ -164,19 +178,55 @@ class NgshareClient:
         return set(self.request("POST", path, json={"sha256": hashes})["missing"])
 
     def upload_files(self, course: str, files: list[LocalFile], label: str = "upload") -> int:
-        """Upload the blobs of `files` the server lacks; returns the bytes sent."""
+        """Upload the blobs of `files` the server lacks; returns the bytes sent.
+
+        Small files travel in batches; a tree smaller than ASK_FIRST is sent
+        without first asking which blobs are missing (the server skips those
+        it holds), which saves a round trip for feedback and small notebooks.
+        """
         unique = {f.sha256: f for f in files}
-        wanted = self.missing(course, list(unique)) if unique else set()
-        todo = [unique[sha] for sha in unique if sha in wanted]
+        small = all(f.size <= batches.SMALL_FILE for f in unique.values())
+        if small and sum(f.size for f in unique.values()) <= ASK_FIRST:
+            todo = list(unique.values())
+        else:
+            wanted = self.missing(course, list(unique)) if unique else set()
+            todo = [unique[sha] for sha in unique if sha in wanted]
         self.progress.start(sum(f.size for f in todo), len(todo), label)
         sent = 0
         try:
+            grouped = [f for f in todo if f.size <= batches.SMALL_FILE]
+            for batch in batches.group(grouped, lambda f: f.size):
+                sent += self._upload_batch(course, batch)
             for item in todo:
-                sent += self._upload_blob(course, item)
-                self.progress.file_done(item.path)
+                if item.size > batches.SMALL_FILE:
+                    sent += self._upload_blob(course, item)
+                    self.progress.file_done(item.path)
         finally:
             self.progress.finish()
         return sent
+
+    def _upload_batch(self, course: str, files: list[LocalFile]) -> int:
+        """POST several small blobs in one body; retried whole (blobs are idempotent)."""
+        path = f"courses/{_q(course)}/blobs"
+        for attempt in range(self.retries + 1):
+            length, body = batches.upload_body(files, self.progress.advance)
+            headers = {"Content-Type": batches.MEDIA_TYPE, "Content-Length": str(length)}
+            try:
+                response = self.http.post(path, params=self.params, content=body, headers=headers)
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise ClientError(f"Upload of {len(files)} files failed: {exc}") from exc
+                self._sleep(attempt)
+                continue
+            if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                self._sleep(attempt)
+                continue
+            if response.is_error:
+                raise _error(response)
+            for item in files:
+                self.progress.file_done(item.path)
+            return sum(item.size for item in files)
+        raise AssertionError("unreachable")
 
     def _upload_blob(self, course: str, item: LocalFile) -> int:
         path = f"courses/{_q(course)}/blobs/{item.sha256}"
@@ -215,7 +265,7 @@ class NgshareClient:
                 yield chunk
 
     def release(self, course: str, name: str, root: Path, **scan: Any) -> dict:
-        return self.release_files(course, name, scan_tree(root, **scan))
+        return self.release_files(course, name, self.scan(root, **scan))
 
     def release_files(self, course: str, name: str, files: list[LocalFile]) -> dict:
         """Release `files` as the assignment's next version (unless identical to the current)."""
@@ -228,7 +278,7 @@ class NgshareClient:
         return self.request("DELETE", f"courses/{_q(course)}/assignments/{_q(name)}")
 
     def submit(self, course: str, assignment: str, root: Path, **scan: Any) -> dict:
-        return self.submit_files(course, assignment, scan_tree(root, **scan))
+        return self.submit_files(course, assignment, self.scan(root, **scan))
 
     def submit_files(self, course: str, assignment: str, files: list[LocalFile]) -> dict:
         """Submit `files`; one Idempotency-Key for all retries, so a retry is not a second one."""
@@ -245,7 +295,7 @@ class NgshareClient:
     def put_feedback(
         self, course: str, assignment: str, student: str, submission_id: int, root: Path
     ) -> dict:
-        return self.put_feedback_files(course, assignment, student, submission_id, scan_tree(root))
+        return self.put_feedback_files(course, assignment, student, submission_id, self.scan(root))
 
     def put_feedback_files(
         self, course: str, assignment: str, student: str, submission_id: int, files: list[LocalFile]
@@ -299,7 +349,7 @@ class NgshareClient:
         return self.request("PUT", path, json={"files": [f.manifest_entry() for f in files]})
 
     def put_solutions(self, course: str, assignment: str, root: Path, **scan: Any) -> dict:
-        return self.put_solutions_files(course, assignment, scan_tree(root, **scan))
+        return self.put_solutions_files(course, assignment, self.scan(root, **scan))
 
     def solutions(self, course: str, assignment: str) -> dict:
         """The solutions' manifest, once the assignment's `solutions` setting allows it."""
@@ -333,28 +383,122 @@ class NgshareClient:
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         self.progress.start(sum(f["size"] for f in files), len(files), label)
         try:
-            written = [self._fetch_into(course, staging, entry) for entry in files]
+            written = self._fetch_all(course, [(e, safe_target(staging, e["path"])) for e in files])
             for relative, content in (extra or {}).items():
                 target = safe_target(staging, relative)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
             self._swap(staging, dest)
-            self._moved(staging, dest)
+            self.local_copies.moved(staging, dest)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         finally:
             self.progress.finish()
-        return [dest / path.relative_to(staging) for path in written]
+        final = [dest / path.relative_to(staging) for path in written]
+        for entry, path in zip(files, final, strict=True):
+            self.hashes.put(path, entry["sha256"])
+        return final
 
-    def _fetch_into(self, course: str, staging: Path, entry: dict) -> Path:
-        target = safe_target(staging, entry["path"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.download_blob(course, entry["sha256"], entry["size"], target)
+    def download_trees(
+        self, course: str, manifests: list[list[dict]], into: Path, *, label: str = "download"
+    ) -> None:
+        """Fetch the blobs of several manifests ahead, each distinct one once, in batches.
+
+        For collecting a class: 200 submissions that share a dataset move the
+        dataset once and the notebooks in a few requests. The blobs wait in a
+        temporary directory below `into` (put it on the trees' filesystem, so
+        a blob's first use is a rename); write each tree with `download_tree`
+        afterwards, then call `forget_prefetched`.
+        """
+        wanted: dict[str, dict] = {}
+        for files in manifests:
+            for entry in files:
+                if not self.local_copies.has(entry["sha256"]):
+                    wanted.setdefault(entry["sha256"], entry)
+        if not wanted:
+            return
+        Path(into).mkdir(parents=True, exist_ok=True)
+        store = Path(tempfile.mkdtemp(prefix=".ngshare-blobs-", dir=into))
+        self._prefetched.append(store)
+        self.progress.start(sum(e["size"] for e in wanted.values()), len(wanted), label)
+        try:
+            self._fetch_all(course, [(e, store / sha) for sha, e in wanted.items()])
+            for sha256 in wanted:
+                self.local_copies.add(sha256, store / sha256, spare=True)
+        finally:
+            self.progress.finish()
+
+    def forget_prefetched(self) -> None:
+        """Remove the blobs `download_trees` kept once the trees are written."""
+        for store in self._prefetched:
+            shutil.rmtree(store, ignore_errors=True)
+        self._prefetched.clear()
+
+    def _fetch_all(self, course: str, jobs: list[tuple[dict, Path]]) -> list[Path]:
+        """Write each (entry, target): local copies first, small files in batches, then the rest."""
+        batchable: list[tuple[dict, Path]] = []
+        later: list[tuple[dict, Path]] = []
+        planned: set[str] = set()
+        for entry, target in jobs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sha256, size = entry["sha256"], entry["size"]
+            if self.local_copies.copy(sha256, size, target):
+                self._placed(entry, target, size)
+            elif size <= batches.SMALL_FILE and sha256 not in planned:
+                planned.add(sha256)
+                batchable.append((entry, target))
+            else:
+                later.append((entry, target))
+        for group in batches.group(batchable, lambda job: job[0]["size"]):
+            self._download_batch(course, group)
+        for entry, target in later:
+            self.download_blob(course, entry["sha256"], entry["size"], target)
+            self._placed(entry, target, 0)
+        return [target for _entry, target in jobs]
+
+    def _placed(self, entry: dict, target: Path, copied: int) -> None:
         if entry.get("executable"):
             target.chmod(target.stat().st_mode | 0o111)
+        self.progress.advance(copied)
         self.progress.file_done(entry["path"])
-        return target
+
+    def _download_batch(self, course: str, jobs: list[tuple[dict, Path]]) -> None:
+        """One request for several small blobs, split by size and each hash checked."""
+        path = f"courses/{_q(course)}/blobs/batch"
+        body = {"sha256": [entry["sha256"] for entry, _target in jobs]}
+        for attempt in range(self.retries + 1):
+            try:
+                with self.http.stream("POST", path, params=self.params, json=body) as response:
+                    if response.is_error:
+                        response.read()
+                        if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                            self._sleep(attempt)
+                            continue
+                        raise _error(response)
+                    splitter = batches.Splitter(response.iter_raw())
+                    for entry, target in jobs:
+                        self._write_piece(splitter, entry, target)
+                    if not splitter.at_end():
+                        raise ClientError("The server sent more bytes than the files it named")
+                break
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise ClientError(f"Download of {len(jobs)} files failed: {exc}") from exc
+                self._sleep(attempt)
+        for entry, target in jobs:
+            self.local_copies.add(entry["sha256"], target)
+            self._placed(entry, target, 0)
+
+    def _write_piece(self, splitter: batches.Splitter, entry: dict, target: Path) -> None:
+        digest = hashlib.sha256()
+        with target.open("wb") as handle:
+            for piece in splitter.pieces(entry["size"]):
+                handle.write(piece)
+                digest.update(piece)
+                self.progress.advance(len(piece))
+        if digest.hexdigest() != entry["sha256"]:
+            raise ClientError(f"Download of {entry['path']} is corrupt (hash mismatch)")
 
     def download_file(self, course: str, entry: dict, root: Path) -> Path:
         """Write one manifest entry below the existing directory `root`, atomically."""
@@ -366,7 +510,8 @@ class NgshareClient:
             if entry.get("executable"):
                 temporary.chmod(temporary.stat().st_mode | 0o111)
             os.replace(temporary, target)
-            self.local_copies[entry["sha256"]] = target
+            self.local_copies.add(entry["sha256"], target)
+            self.hashes.put(target, entry["sha256"])
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
@@ -376,51 +521,32 @@ class NgshareClient:
     def download_blob(self, course: str, sha256: str, size: int, target: Path) -> None:
         """Stream one blob into `target`, resuming after a dropped connection, hash checked.
 
-        A blob this client already wrote is copied from there instead (and
-        checked all the same), so identical files cross the network once.
+        A blob this client already wrote is copied from there instead, so
+        identical files cross the network once.
         """
-        if self._copy_local(sha256, size, Path(target)):
+        if self.local_copies.copy(sha256, size, Path(target)):
+            self.progress.advance(size)
             return
-        digest = hashlib.sha256()
+        digest: Any = hashlib.sha256()
+        if size >= HASH_ALONGSIDE:
+            digest = BackgroundDigest(digest)
         path = f"courses/{_q(course)}/blobs/{sha256}"
-        with target.open("wb") as handle:
-            for attempt in range(self.retries + 1):
-                try:
-                    self._stream_into(path, handle, digest, size)
-                    break
-                except httpx.TransportError as exc:
-                    if attempt == self.retries:
-                        raise ClientError(f"Download of {target.name} failed: {exc}") from exc
-                    self._sleep(attempt)
+        try:
+            with target.open("wb") as handle:
+                for attempt in range(self.retries + 1):
+                    try:
+                        self._stream_into(path, handle, digest, size)
+                        break
+                    except httpx.TransportError as exc:
+                        if attempt == self.retries:
+                            raise ClientError(f"Download of {target.name} failed: {exc}") from exc
+                        self._sleep(attempt)
+        finally:
+            if isinstance(digest, BackgroundDigest):
+                digest.close()
         if digest.hexdigest() != sha256 or target.stat().st_size != size:
             raise ClientError(f"Download of {target.name} is corrupt (hash mismatch)")
-        self.local_copies[sha256] = Path(target)
-
-    def _moved(self, old_root: Path, new_root: Path) -> None:
-        """Keep `local_copies` pointing at files that were moved into place."""
-        for sha256, path in list(self.local_copies.items()):
-            if path.is_relative_to(old_root):
-                self.local_copies[sha256] = new_root / path.relative_to(old_root)
-
-    def _copy_local(self, sha256: str, size: int, target: Path) -> bool:
-        source = self.local_copies.get(sha256)
-        if source is None or source == target:
-            return False
-        digest = hashlib.sha256()
-        try:
-            with source.open("rb") as reader, target.open("wb") as writer:
-                while chunk := reader.read(CHUNK):
-                    digest.update(chunk)
-                    writer.write(chunk)
-        except OSError:
-            self.local_copies.pop(sha256, None)
-            return False
-        if digest.hexdigest() != sha256 or target.stat().st_size != size:
-            self.local_copies.pop(sha256, None)  # changed since: fetch it for real
-            return False
-        self.progress.advance(size)
-        self.local_copies[sha256] = target
-        return True
+        self.local_copies.add(sha256, Path(target))
 
     def _stream_into(self, path: str, handle: Any, digest: Any, size: int) -> None:
         done = handle.tell()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ngshare.client.errors import ClientError
+from ngshare.client.local import HashCache
 from ngshare.paths import is_safe_path
 
 CHUNK = 1024 * 1024
@@ -82,12 +83,14 @@ def scan_tree(
     root: Path,
     ignore: Iterable[str] = (),
     include: Callable[[str, int], bool] | None = None,
+    cache: HashCache | None = None,
 ) -> list[LocalFile]:
     """Every regular file below `root` (symlinks and ignored names skipped), hashed.
 
     `ignore` holds glob patterns matched against each file or directory name;
     an ignored directory is pruned, not descended into. `include(path, size)`
-    may veto single files.
+    may veto single files. With a `cache`, files unchanged since they were
+    last hashed (or downloaded) are not read again.
     """
     root = Path(root)
     patterns = list(ignore)
@@ -106,7 +109,12 @@ def scan_tree(
             relative = full.relative_to(root).as_posix()
             if include is not None and not include(relative, info.st_size):
                 continue
-            sha256, size = hash_file(full)
+            sha256 = cache.get(full, info) if cache is not None else None
+            size = info.st_size
+            if sha256 is None:
+                sha256, size = hash_file(full)
+                if cache is not None and size == info.st_size:
+                    cache.put(full, sha256, info)
             found.append(LocalFile(relative, full, sha256, size, bool(info.st_mode & 0o111)))
     return found
 

@@ -13,13 +13,13 @@ is exactly what the garbage collector looks for.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select, update
+import pybase64
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -93,13 +93,16 @@ class ListedFile:
     executable: bool = False
 
 
+_FILES = (
+    select(FileEntry.path, Blob.sha256, Blob.md5, Blob.size, FileEntry.executable)
+    .join(Blob, Blob.sha256 == FileEntry.sha256)
+    .where(FileEntry.fileset_id == bindparam("fileset_id"))
+    .order_by(FileEntry.id)
+)  # built once: most requests list a file set
+
+
 def list_files(session: Session, fileset_id: int) -> list[ListedFile]:
-    rows = session.execute(
-        select(FileEntry.path, Blob.sha256, Blob.md5, Blob.size, FileEntry.executable)
-        .join(Blob, Blob.sha256 == FileEntry.sha256)
-        .where(FileEntry.fileset_id == fileset_id)
-        .order_by(FileEntry.id)
-    )
+    rows = session.execute(_FILES, {"fileset_id": fileset_id})
     return [ListedFile(*row) for row in rows]
 
 
@@ -137,6 +140,6 @@ def v1_tree_json(
         yield prefix + entry[:-1].encode() + b', "content": "'
         with store.open(item.sha256) as handle:
             while chunk := handle.read(B64_CHUNK):
-                yield base64.b64encode(chunk)
+                yield pybase64.b64encode(chunk)  # SIMD: ~2.5x base64 here
         yield b'"}'
     yield b"]}"

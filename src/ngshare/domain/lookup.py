@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from ngshare.db.models import Assignment, Member, Submission
@@ -12,16 +12,17 @@ from ngshare.domain.policies import own_work_readable, visible_to_students
 from ngshare.errors import NotFound
 from ngshare.timestamps import now
 
+# Statements every request runs are built once, with bound parameters: building a
+# statement and computing its cache key cost more than running it on SQLite.
+_ASSIGNMENT = select(Assignment).where(
+    Assignment.course_id == bindparam("course_id"), Assignment.name == bindparam("name")
+)
+_RELEASED = _ASSIGNMENT.where(Assignment.current_release_id.is_not(None))
+
 
 def released_assignment(session: Session, course_id: int, name: str) -> Assignment:
     """The assignment if it currently has a release; 404 `Assignment not found`."""
-    assignment = session.scalar(
-        select(Assignment).where(
-            Assignment.course_id == course_id,
-            Assignment.name == name,
-            Assignment.current_release_id.is_not(None),
-        )
-    )
+    assignment = session.scalar(_RELEASED, {"course_id": course_id, "name": name})
     if assignment is None:
         raise NotFound("Assignment not found")
     return assignment
@@ -58,9 +59,7 @@ def visible_assignment(session: Session, course_id: int, name: str, instructor: 
         if not own_work_readable(assignment, now()):
             raise NotFound("Assignment not found")
         return assignment
-    assignment = session.scalar(
-        select(Assignment).where(Assignment.course_id == course_id, Assignment.name == name)
-    )
+    assignment = session.scalar(_ASSIGNMENT, {"course_id": course_id, "name": name})
     if assignment is None:
         raise NotFound("Assignment not found")
     return assignment
@@ -109,10 +108,16 @@ def find_submission(
     return submission
 
 
-def latest_timestamp(session: Session, assignment_id: int, student: str) -> datetime | None:
-    return session.scalar(
-        select(Submission.timestamp)
-        .where(Submission.assignment_id == assignment_id, Submission.student == student)
-        .order_by(Submission.timestamp.desc())
-        .limit(1)
+_LATEST_TIMESTAMP = (
+    select(Submission.timestamp)
+    .where(
+        Submission.assignment_id == bindparam("assignment_id"),
+        Submission.student == bindparam("student"),
     )
+    .order_by(Submission.timestamp.desc())
+    .limit(1)
+)
+
+
+def latest_timestamp(session: Session, assignment_id: int, student: str) -> datetime | None:
+    return session.scalar(_LATEST_TIMESTAMP, {"assignment_id": assignment_id, "student": student})

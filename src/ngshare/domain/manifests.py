@@ -9,7 +9,7 @@ until the commit has made them referenced.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import Select, bindparam, func, select, union_all
 from sqlalchemy.orm import Session
 
 from ngshare.config import Limits
@@ -54,8 +54,8 @@ def check_manifest(files: list, limits: Limits, store: BlobStore) -> list[Staged
     ]
 
 
-def course_usage(session: Session, course_id: int) -> int:
-    """Bytes the course's releases, submissions and feedback take at full size."""
+def _usage_query() -> Select:
+    course_id = bindparam("course_id")
     assignments = select(Assignment.id).where(Assignment.course_id == course_id)
     submissions = select(Submission.id).where(Submission.assignment_id.in_(assignments))
     filesets = union_all(
@@ -66,12 +66,17 @@ def course_usage(session: Session, course_id: int) -> int:
             Assignment.course_id == course_id, Assignment.solutions_fileset_id.is_not(None)
         ),
     ).subquery()
-    used = session.scalar(
-        select(func.coalesce(func.sum(FileSet.total_size), 0)).where(
-            FileSet.id.in_(select(filesets.c[0]))
-        )
+    return select(func.coalesce(func.sum(FileSet.total_size), 0)).where(
+        FileSet.id.in_(select(filesets.c[0]))
     )
-    return int(used or 0)
+
+
+_USAGE = _usage_query()  # built once: every upload checks the quota
+
+
+def course_usage(session: Session, course_id: int) -> int:
+    """Bytes the course's releases, submissions and feedback take at full size."""
+    return int(session.scalar(_USAGE, {"course_id": course_id}) or 0)
 
 
 def check_quota(session: Session, course_id: int, adding: int, limits: Limits) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ngshare.db.models import Assignment, Extension, Submission
@@ -138,12 +138,13 @@ def effective_state(assignment: Assignment, now: datetime) -> str:
 # Deadlines
 
 
+_EXTENSION = select(Extension.due_at).where(
+    Extension.assignment_id == bindparam("assignment_id"), Extension.student == bindparam("student")
+)  # built once: every submission asks
+
+
 def extension_of(session: Session, assignment_id: int, student: str) -> datetime | None:
-    return session.scalar(
-        select(Extension.due_at).where(
-            Extension.assignment_id == assignment_id, Extension.student == student
-        )
-    )
+    return session.scalar(_EXTENSION, {"assignment_id": assignment_id, "student": student})
 
 
 def extensions_of(session: Session, assignment_id: int) -> dict[str, Extension]:

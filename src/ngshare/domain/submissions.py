@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import BindParameter, Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from ngshare.db.models import Feedback, FileSet, Release, Submission
@@ -21,7 +21,7 @@ from ngshare.domain.policies import judge_submission
 from ngshare.timestamps import format_v1, next_after, now
 
 
-def submissions_query(assignment_id: int) -> Select:
+def submissions_query(assignment_id: int | BindParameter) -> Select:
     """Rows of (Submission, release version, FileSet, Feedback | None, feedback FileSet | None)."""
     feedback_set = aliased(FileSet)
     return (
@@ -33,6 +33,22 @@ def submissions_query(assignment_id: int) -> Select:
         .where(Submission.assignment_id == assignment_id)
         .order_by(Submission.timestamp, Submission.student)
     )
+
+
+# Built once, as every submission asks: by id (parameters assignment_id, submission_id),
+# and by the client's idempotency key (assignment_id, student, key).
+BY_ID = submissions_query(bindparam("assignment_id")).where(
+    Submission.id == bindparam("submission_id")
+)
+BY_KEY = submissions_query(bindparam("assignment_id")).where(
+    Submission.student == bindparam("student"), Submission.client_key == bindparam("key")
+)
+
+# One submission by id, built once (each feedback fetch and download asks); parameters
+# assignment_id, student, submission_id.
+ONE_SUBMISSION = submissions_query(bindparam("assignment_id")).where(
+    Submission.student == bindparam("student"), Submission.id == bindparam("submission_id")
+)
 
 
 def submission_summary(row: Row) -> dict:

@@ -27,6 +27,7 @@ from nbgrader.utils import parse_utc
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from ngshare.client import ClientError, LocalFile, NgshareClient, scan_tree
+from ngshare.client.local import HashCache
 from ngshare.exchange.progress import TransferProgress
 
 SERVER_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"
@@ -81,6 +82,17 @@ class Exchange(ABCExchange):
     @default("cache")
     def _cache_default(self) -> str:
         return os.path.join(jupyter_data_dir(), "nbgrader_cache")
+
+    hash_cache = Unicode(
+        "",
+        help="File remembering the sha256 of files fetched or submitted (by path, size and "
+        "times), so a submit does not re-read an unchanged dataset. Defaults to "
+        "$JUPYTER_DATA_DIR/ngshare/hashes.json; set to 'none' to keep it in memory only.",
+    ).tag(config=True)
+
+    @default("hash_cache")
+    def _hash_cache_default(self) -> str:
+        return os.path.join(jupyter_data_dir(), "ngshare", "hashes.json")
 
     root = Unicode(
         "",
@@ -156,6 +168,7 @@ class Exchange(ABCExchange):
                 timeout=self.timeout,
                 retries=self.retries,
                 progress=progress,
+                hashes=HashCache(None if self.hash_cache == "none" else Path(self.hash_cache)),
             )
         return self._client
 
@@ -320,7 +333,9 @@ class Exchange(ABCExchange):
                 return False
             return True
 
-        files = scan_tree(Path(root), ignore=list(coursedir.ignore or []), include=keep)
+        files = scan_tree(
+            Path(root), ignore=list(coursedir.ignore or []), include=keep, cache=self.client.hashes
+        )
         total = sum(f.size for f in files)
         limit = 1000 * coursedir.max_dir_size if coursedir.max_dir_size else None
         if limit is not None and total > limit:

@@ -6,11 +6,20 @@ Errors have the shape `{"error": {"status", "reason", "message", ...}}`.
 from fastapi import APIRouter
 
 from ngshare.api.docs import V2Error, error_responses
-from ngshare.api.v2 import assignments, blobs, courses, events, feedback, policies, submissions
+from ngshare.api.v2 import (
+    assignments,
+    batches,
+    blobs,
+    courses,
+    events,
+    feedback,
+    policies,
+    submissions,
+)
 
 
 def build_router() -> APIRouter:
     router = APIRouter(responses=error_responses(V2Error))
-    for module in (courses, blobs, assignments, policies, submissions, feedback, events):
+    for module in (courses, blobs, batches, assignments, policies, submissions, feedback, events):
         router.include_router(module.router)
     return router

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,11 @@ def manifest_files(files: list[ListedFile]) -> list[ManifestFile]:
         ManifestFile(path=f.path, sha256=f.sha256, size=f.size, executable=f.executable)
         for f in files
     ]
+
+
+_LATEST_VERSION = select(func.max(Release.version)).where(
+    Release.assignment_id == bindparam("assignment_id")
+)  # built once: every fetch asks
 
 
 def _release(session: Session, assignment: Assignment, version: int | None) -> Release:
@@ -125,9 +130,7 @@ def get_assignment(
         release = _release(session, row, version)
         fileset = session.get(FileSet, release.fileset_id)
         assert fileset is not None
-        latest = session.scalar(
-            select(func.max(Release.version)).where(Release.assignment_id == row.id)
-        )
+        latest = session.scalar(_LATEST_VERSION, {"assignment_id": row.id})
         files = manifest_files(list_files(session, release.fileset_id))
     return AssignmentOut(**_summary(row, release, fileset), latest_version=latest, files=files)
 

@@ -25,6 +25,9 @@ from ngshare.domain.filesets import list_files
 from ngshare.domain.lookup import submittable_assignment, visible_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
 from ngshare.domain.submissions import (
+    BY_ID,
+    BY_KEY,
+    ONE_SUBMISSION,
     Submitter,
     add_submission,
     collect_entries,
@@ -77,8 +80,8 @@ def submit(
                 submission, assignment_id = add_submission(
                     session, who, assignment, staged, origin, idempotency_key
                 )
-                query = _query(assignment_id).where(Submission.id == submission.id)
-                body = _out(session.execute(query).one())
+                params = {"assignment_id": assignment_id, "submission_id": submission.id}
+                body = _out(session.execute(BY_ID, params).one())
             return JSONResponse(SubmissionOut(**body).model_dump(mode="json"), status_code=201)
         except IntegrityError:
             with state.db.read() as session:
@@ -91,9 +94,8 @@ def submit(
 def _replay(session: Session, assignment_id: int, student: str, key: str | None) -> dict | None:
     if key is None:
         return None
-    found = session.execute(
-        _query(assignment_id).where(Submission.student == student, Submission.client_key == key)
-    ).first()
+    params = {"assignment_id": assignment_id, "student": student, "key": key}
+    found = session.execute(BY_KEY, params).first()
     return None if found is None else SubmissionOut(**_out(found)).model_dump(mode="json")
 
 
@@ -149,9 +151,8 @@ def _with_files(session: Session, rows) -> JSONResponse:
 
 def find_submission_row(session: Session, ctx, assignment: str, student: str, submission_id: int):
     row = visible_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
-    found = session.execute(
-        _query(row.id).where(Submission.student == student, Submission.id == submission_id)
-    ).first()
+    params = {"assignment_id": row.id, "student": student, "submission_id": submission_id}
+    found = session.execute(ONE_SUBMISSION, params).first()
     if found is None:
         raise NotFound("Submission not found")
     return found

@@ -1,0 +1,226 @@
+"""v2 blob batches: many small blobs in one request, each way.
+
+A class cycle moves five notebooks per student; one request per notebook
+costs more server time than the bytes do. So small blobs travel together:
+
+- `POST /courses/{course}/blobs` uploads several blobs in one body: first one
+  line of JSON, `{"blobs": [{"sha256": ..., "size": ...}, ...]}` and a newline,
+  then the blobs' bytes back to back in that order. Each blob is hashed as it
+  arrives and stored only when it matches; blobs the server already holds are
+  read past and kept. Large files go through the resumable single-blob upload.
+- `POST /courses/{course}/blobs/batch` with `{"sha256": [...]}` answers the
+  bytes of those blobs back to back, in the order asked (`Ngshare-Blob-Sizes`
+  gives each size); the client splits them by size and checks each hash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.requests import ClientDisconnect
+
+from ngshare.api.v2.blobs import check_sha256
+from ngshare.api.v2.deps import CourseMember, State
+from ngshare.api.v2.schemas import HashList
+from ngshare.config import Limits
+from ngshare.domain.access import readable_blobs
+from ngshare.errors import BadRequest, Conflict, NotFound, TooLarge
+from ngshare.storage import BlobStore, HashMismatch, UploadBusy, hash_bytes
+from ngshare.storage.base import CHUNK
+
+router = APIRouter(tags=["v2: blobs"])
+
+BATCH_MEDIA_TYPE = "application/vnd.ngshare.blob-batch"
+HEADER_LIMIT = 1024 * 1024  # the JSON line: ~80 bytes per blob
+IN_MEMORY = 1024 * 1024  # blobs up to this size are verified in memory, larger ones streamed
+
+
+class BatchBlob(BaseModel):
+    sha256: str
+    size: int = Field(ge=0)
+
+
+class BatchHeader(BaseModel):
+    blobs: list[BatchBlob]
+
+
+class BatchStored(BaseModel):
+    stored: list[str] = Field(description="Blobs written by this request")
+    present: list[str] = Field(description="Blobs the server already held (their bytes skipped)")
+
+
+class BodyReader:
+    """Exact-size reads over a request's body chunks."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buffer = bytearray()
+        self.ended = False
+
+    async def _more(self) -> bool:
+        while not self.ended:
+            try:
+                chunk = await self.chunks.__anext__()
+            except StopAsyncIteration:
+                self.ended = True
+                break
+            if chunk:
+                self.buffer += chunk
+                return True
+        return False
+
+    async def line(self, limit: int) -> bytes:
+        while (end := self.buffer.find(b"\n")) < 0:
+            if len(self.buffer) > limit or not await self._more():
+                raise BadRequest("The batch must start with one line of JSON naming its blobs")
+        line = bytes(self.buffer[:end])
+        del self.buffer[: end + 1]
+        return line
+
+    async def pieces(self, size: int) -> AsyncIterator[bytes]:
+        """The next `size` bytes in pieces of at most CHUNK; BadRequest when the body ends."""
+        left = size
+        while left:
+            if not self.buffer and not await self._more():
+                raise BadRequest(f"The body ended {left} bytes before the blobs it announced")
+            piece = bytes(self.buffer[: min(left, CHUNK)])
+            del self.buffer[: len(piece)]
+            left -= len(piece)
+            yield piece
+
+    async def exact(self, size: int) -> bytes:
+        return b"".join([piece async for piece in self.pieces(size)])
+
+    async def at_end(self) -> bool:
+        return not self.buffer and not await self._more()
+
+
+def parse_header(line: bytes, limits: Limits) -> list[BatchBlob]:
+    try:
+        blobs = BatchHeader.model_validate(json.loads(line)).blobs
+    except (ValueError, ValidationError) as exc:
+        raise BadRequest(f"The batch's first line is not valid: {str(exc)[:300]}") from None
+    if len(blobs) > limits.files_per_upload:
+        raise TooLarge(f"Too many files: the limit is {limits.files_per_upload} per upload")
+    for blob in blobs:
+        check_sha256(blob.sha256)
+        if blob.size > limits.file_bytes:
+            mib = limits.file_bytes // 2**20
+            raise TooLarge(f"The file exceeds the largest file limit of {mib} MiB")
+    if sum(blob.size for blob in blobs) > limits.upload_bytes:
+        mib = limits.upload_bytes // 2**20
+        raise TooLarge(f"The batch exceeds the upload limit of {mib} MiB")
+    return blobs
+
+
+@router.post(
+    "/courses/{course}/blobs",
+    response_model=BatchStored,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {BATCH_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def upload_batch(request: Request, ctx: CourseMember, state: State) -> BatchStored:
+    """Store several blobs sent in one body (see the module docstring for the framing)."""
+    reader = BodyReader(request.stream())
+    stored: list[str] = []
+    present: list[str] = []
+    try:
+        blobs = parse_header(await reader.line(HEADER_LIMIT), state.limits)
+        for blob in blobs:
+            if await anyio.to_thread.run_sync(state.store.touch, blob.sha256):
+                async for _piece in reader.pieces(blob.size):
+                    pass
+                present.append(blob.sha256)
+            else:
+                await _store_one(reader, state.store, blob, ctx.user.name)
+                stored.append(blob.sha256)
+        if not await reader.at_end():
+            raise BadRequest("The body holds more bytes than the blobs it announced")
+    except ClientDisconnect:
+        raise BadRequest(f"Connection closed after {len(stored) + len(present)} blobs") from None
+    return BatchStored(stored=stored, present=present)
+
+
+async def _store_one(reader: BodyReader, store: BlobStore, blob: BatchBlob, user: str) -> None:
+    if blob.size <= IN_MEMORY:
+        data = await reader.exact(blob.size)
+        digest = hash_bytes(data)
+        if digest.sha256 != blob.sha256:
+            raise _mismatch(blob.sha256, digest.sha256)
+        await anyio.to_thread.run_sync(store.put_bytes, data, digest)
+        return
+    try:
+        upload = await anyio.to_thread.run_sync(store.begin_upload, blob.sha256, user)
+    except UploadBusy:
+        raise Conflict(
+            "This file is being uploaded by another request of yours; wait for it",
+            reason="upload_busy",
+        ) from None
+    try:
+        if upload.offset:  # an interrupted single-blob upload: start that one afresh
+            await anyio.to_thread.run_sync(upload.abort)
+            upload = await anyio.to_thread.run_sync(store.begin_upload, blob.sha256, user)
+        async for piece in reader.pieces(blob.size):
+            await anyio.to_thread.run_sync(upload.write, piece)
+        await anyio.to_thread.run_sync(upload.finish)
+    except HashMismatch as exc:
+        raise _mismatch(blob.sha256, exc.actual) from None
+    except BaseException:
+        await anyio.to_thread.run_sync(upload.abort)
+        raise
+
+
+def _mismatch(expected: str, actual: str) -> BadRequest:
+    return BadRequest(
+        f"The bytes of blob {expected} hash to {actual}; nothing after it was stored",
+        reason="hash_mismatch",
+    )
+
+
+@router.post(
+    "/courses/{course}/blobs/batch",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_batch(body: HashList, ctx: CourseMember, state: State) -> StreamingResponse:
+    """The listed blobs' bytes back to back, in the order asked."""
+    if len(body.sha256) > state.limits.files_per_upload:
+        raise TooLarge(f"Too many files: the limit is {state.limits.files_per_upload} per request")
+    hashes = [check_sha256(value) for value in body.sha256]
+    with state.db.read() as session:
+        allowed = readable_blobs(session, ctx, hashes)
+    sizes = []
+    for sha256 in hashes:
+        size = state.store.size(sha256) if sha256 in allowed else None
+        if size is None:
+            raise NotFound(f"File not found: {sha256}")
+        sizes.append(size)
+    headers = {
+        "Content-Length": str(sum(sizes)),
+        "Ngshare-Blob-Sizes": ",".join(map(str, sizes)),
+    }
+    return StreamingResponse(
+        _concatenated(state.store, hashes), headers=headers, media_type="application/octet-stream"
+    )
+
+
+def _concatenated(store: BlobStore, hashes: list[str]) -> Iterator[bytes]:
+    """Blob after blob, small ones gathered so each piece sent is about CHUNK bytes."""
+    pending = bytearray()
+    for sha256 in hashes:
+        for chunk in store.iter_chunks(sha256):
+            pending += chunk
+            if len(pending) >= CHUNK:
+                yield bytes(pending)
+                pending.clear()
+    if pending:
+        yield bytes(pending)

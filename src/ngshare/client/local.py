@@ -1,0 +1,175 @@
+"""What the client remembers about files it wrote or hashed, to avoid doing it twice.
+
+- `HashCache`: the sha256 of a file, keyed by its path and trusted while the
+  file's size, modification time, change time and inode are unchanged (what
+  git's index and rsync do). A submit then hashes only the notebooks a student
+  edited, not the 2 GB dataset fetched with the assignment. Optionally kept in
+  a JSON file, so `nbgrader fetch` and a later `nbgrader submit` share it.
+- `LocalCopies`: files this client downloaded and verified, by sha256, so the
+  same content needed again (the data file in every student's submission) is
+  copied on disk by the kernel instead of crossing the network again.
+
+Both check a file's stat before trusting what they recorded; a file changed
+since is hashed (or downloaded) afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+MAX_ENTRIES = 20_000  # a persistent cache keeps the newest entries
+
+
+def _signature(info: os.stat_result) -> list[int]:
+    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
+
+
+class HashCache:
+    """path -> (stat signature, sha256); in memory, or also in `path` when given."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path else None
+        self._entries: dict[str, tuple[list[int], str]] = {}
+        self._lock = threading.Lock()
+        self._dirty = False
+        if self.path is not None:
+            self._entries = _load(self.path)
+
+    def get(self, path: Path, info: os.stat_result) -> str | None:
+        """The recorded sha256 of `path` if `info` (its current stat) still matches."""
+        with self._lock:
+            found = self._entries.get(str(Path(path).absolute()))
+        if found is None or found[0] != _signature(info):
+            return None
+        return found[1]
+
+    def put(self, path: Path, sha256: str, info: os.stat_result | None = None) -> None:
+        """Record `path`'s hash; `info` is its stat when it was hashed (default: now)."""
+        try:
+            info = info or os.stat(path)
+        except OSError:
+            return
+        with self._lock:
+            key = str(Path(path).absolute())
+            self._entries.pop(key, None)  # re-insert: dicts keep order, newest last
+            self._entries[key] = (_signature(info), sha256)
+            self._dirty = True
+
+    def save(self) -> None:
+        """Write the cache file (atomically; failures are ignored: it is only a cache)."""
+        if self.path is None or not self._dirty:
+            return
+        with self._lock:
+            items = list(self._entries.items())[-MAX_ENTRIES:]
+            self._dirty = False
+        data = {key: [sig, sha] for key, (sig, sha) in items}
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=".hashes-")
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle)
+            os.replace(name, self.path)
+
+
+def _load(path: Path) -> dict[str, tuple[list[int], str]]:
+    try:
+        data = json.loads(path.read_text())
+        return {key: (list(sig), str(sha)) for key, (sig, sha) in data.items()}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+class LocalCopies:
+    """sha256 -> a file this client wrote and verified (with its stat at that time).
+
+    A `spare` file (a blob fetched ahead by `download_trees`) belongs to no
+    tree: its first use moves it into place, only later uses copy it.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[str, list[int], bool]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, sha256: str, path: Path, *, spare: bool = False) -> None:
+        with contextlib.suppress(OSError):
+            signature = _signature(os.stat(path))
+            with self._lock:
+                self._files[sha256] = (str(path), signature, spare)
+
+    def has(self, sha256: str) -> bool:
+        with self._lock:
+            return sha256 in self._files
+
+    def moved(self, old_root: Path, new_root: Path) -> None:
+        """Files under `old_root` now live under `new_root` (a directory rename)."""
+        old, new = str(old_root) + os.sep, str(new_root) + os.sep
+        with self._lock:
+            for sha256, (path, signature, spare) in list(self._files.items()):
+                if path.startswith(old):
+                    self._files[sha256] = (new + path[len(old) :], signature, spare)
+
+    def copy(self, sha256: str, size: int, target: Path) -> bool:
+        """Put the recorded file's bytes at `target` if it is unchanged since it was verified.
+
+        The copy is done by the kernel (sendfile), without reading the bytes
+        into Python: the source's stat proves it is the file that was hashed
+        when it was written.
+        """
+        with self._lock:
+            found = self._files.get(sha256)
+            if found is None or found[0] == str(target):
+                return False
+            del self._files[sha256]
+        source, signature, spare = found
+        try:
+            if _signature(os.stat(source)) != signature:
+                raise OSError("changed")
+            if size != signature[0]:
+                raise OSError("another size")
+            if spare:
+                os.replace(source, target)
+            else:
+                shutil.copyfile(source, target)
+        except OSError:
+            return False
+        self.add(sha256, target if spare else Path(source))
+        return True
+
+
+class BackgroundDigest:
+    """A hash fed on another thread, so a large download is hashed while it is received.
+
+    hashlib releases the GIL while it hashes, so receiving and writing one
+    chunk overlaps hashing the previous ones; at most `depth` chunks wait.
+    """
+
+    def __init__(self, digest: Any, depth: int = 16) -> None:
+        self.digest = digest
+        self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._thread = threading.Thread(target=self._run, name="ngshare-hash", daemon=True)
+        self._thread.start()
+
+    def update(self, data: bytes) -> None:
+        self._queue.put(data)
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            self.digest.update(data)
+
+    def close(self) -> None:
+        """Wait for the chunks still queued and stop the thread (idempotent)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self.digest.hexdigest()

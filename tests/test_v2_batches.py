@@ -1,0 +1,201 @@
+"""v2 blob batches on the wire, and the client's hash cache and local copies."""
+
+import hashlib
+import json
+import os
+import time
+
+import httpx
+import pytest
+
+from ngshare.client import NgshareClient
+from ngshare.client.local import BackgroundDigest, HashCache, LocalCopies
+from ngshare.client.trees import scan_tree
+from tests.servers import token_for
+
+MEDIA = "application/vnd.ngshare.blob-batch"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def batch_body(blobs: list[bytes], declared: list[tuple[str, int]] | None = None) -> bytes:
+    names = declared or [(sha(b), len(b)) for b in blobs]
+    head = json.dumps({"blobs": [{"sha256": s, "size": n} for s, n in names]})
+    return head.encode() + b"\n" + b"".join(blobs)
+
+
+@pytest.fixture
+def http(server):
+    def make(user: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=server.url + "/v2/",
+            headers={"Authorization": f"token {token_for(user)}"},
+            timeout=30,
+        )
+
+    return make
+
+
+def post_batch(client: httpx.Client, course: str, body: bytes) -> httpx.Response:
+    return client.post(f"courses/{course}/blobs", content=body, headers={"Content-Type": MEDIA})
+
+
+def missing(client: httpx.Client, course: str, hashes: list[str]) -> set[str]:
+    answer = client.post(f"courses/{course}/blobs/missing", json={"sha256": hashes})
+    return set(answer.json()["missing"])
+
+
+def test_upload_batch_stores_new_blobs_and_skips_present_ones(http, course):
+    stu = http("stu1")
+    first, second, big = os.urandom(1000), b"", os.urandom(3 * 1024 * 1024 + 1)
+    assert post_batch(stu, course, batch_body([first])).json() == {
+        "stored": [sha(first)],
+        "present": [],
+    }
+    answer = post_batch(stu, course, batch_body([first, second, big]))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"stored": [sha(second), sha(big)], "present": [sha(first)]}
+    assert missing(stu, course, [sha(first), sha(second), sha(big)]) == set()
+
+
+def test_upload_batch_refuses_a_mismatch_and_keeps_nothing_of_it(http, course):
+    stu = http("stu1")
+    good, bad, after = os.urandom(100), os.urandom(2 * 1024 * 1024), os.urandom(50)
+    wrong = sha(b"something else")
+    declared = [(sha(good), 100), (wrong, len(bad)), (sha(after), 50)]
+    answer = post_batch(stu, course, batch_body([good, bad, after], declared))
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["reason"] == "hash_mismatch" and wrong in error["message"]
+    assert missing(stu, course, [sha(good), wrong, sha(after)]) == {wrong, sha(after)}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"blobs": [}\n', "first line is not valid"),
+        (b"no newline at all", "one line of JSON"),
+        (batch_body([b"abc"], [(sha(b"abc"), 10)]), "ended 7 bytes before"),
+        (batch_body([b"abc"]) + b"extra", "more bytes than the blobs"),
+        (batch_body([b"abc"], [("not-a-hash", 3)]), "Not a sha256"),
+    ],
+)
+def test_upload_batch_bad_bodies_are_400(http, course, body, message):
+    answer = post_batch(http("stu1"), course, body)
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["error"]["message"]
+
+
+def test_download_batch_concatenates_in_the_order_asked(http, course):
+    inst = http("inst1")
+    blobs = [os.urandom(n) for n in (10, 0, 2 * 1024 * 1024 + 3, 7)]
+    assert post_batch(inst, course, batch_body(blobs)).status_code == 200
+    files = [
+        {"path": f"f{i}", "sha256": sha(b), "size": len(b), "executable": False}
+        for i, b in enumerate(blobs)
+    ]
+    assert inst.put(f"courses/{course}/assignments/ps1", json={"files": files}).status_code == 201
+    order = [sha(blobs[2]), sha(blobs[0]), sha(blobs[3]), sha(blobs[0]), sha(blobs[1])]
+    answer = http("stu2").post(f"courses/{course}/blobs/batch", json={"sha256": order})
+    assert answer.status_code == 200
+    assert answer.content == blobs[2] + blobs[0] + blobs[3] + blobs[0] + blobs[1]
+    sizes = [len(blobs[i]) for i in (2, 0, 3, 0, 1)]
+    assert answer.headers["ngshare-blob-sizes"] == ",".join(map(str, sizes))
+
+
+def test_download_batch_only_serves_what_the_caller_may_read(http, course, tmp_path):
+    mine = os.urandom(64)
+    stu1 = NgshareClient(http("stu1").base_url.__str__().removesuffix("v2/"), token_for("stu1"))
+    released = os.urandom(32)
+    inst = http("inst1")
+    post_batch(inst, course, batch_body([released]))
+    entry = {"path": "a", "sha256": sha(released), "size": 32, "executable": False}
+    inst.put(f"courses/{course}/assignments/ps1", json={"files": [entry]})
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "answer.txt").write_bytes(mine)
+    stu1.submit(course, "ps1", tmp_path / "sub")
+    stu1.close()
+    stu2 = http("stu2")
+    both = {"sha256": [sha(released), sha(mine)]}
+    refused = stu2.post(f"courses/{course}/blobs/batch", json=both)
+    assert refused.status_code == 404 and sha(mine) in refused.json()["error"]["message"]
+    allowed = inst.post(f"courses/{course}/blobs/batch", json=both)
+    assert allowed.content == released + mine
+    unknown = stu2.post(f"courses/{course}/blobs/batch", json={"sha256": [sha(b"nope")]})
+    assert unknown.status_code == 404
+    bad = stu2.post(f"courses/{course}/blobs/batch", json={"sha256": ["x"]})
+    assert bad.status_code == 400
+
+
+def test_hash_cache_trusts_only_unchanged_files(tmp_path):
+    target = tmp_path / "data.bin"
+    target.write_bytes(b"a" * 100)
+    cache = HashCache(tmp_path / "cache.json")
+    cache.put(target, "recorded-hash")
+    [found] = scan_tree(tmp_path, ignore=["cache.json"], cache=cache)
+    assert found.sha256 == "recorded-hash"  # not read again
+    time.sleep(0.01)
+    target.write_bytes(b"b" * 100)  # same size, new content and times
+    [found] = scan_tree(tmp_path, ignore=["cache.json"], cache=cache)
+    assert found.sha256 == sha(b"b" * 100)
+    cache.save()
+    again = HashCache(tmp_path / "cache.json")  # persisted between processes
+    assert again.get(target, os.stat(target)) == sha(b"b" * 100)
+
+
+def test_local_copies_move_spares_then_copy_and_notice_changes(tmp_path):
+    source = tmp_path / "blob"
+    source.write_bytes(b"x" * 10)
+    copies = LocalCopies()
+    copies.add("h", source, spare=True)
+    first, second = tmp_path / "one", tmp_path / "two"
+    assert copies.copy("h", 10, first) and not source.exists()  # moved, not copied
+    assert copies.copy("h", 10, second) and first.read_bytes() == second.read_bytes()
+    assert not copies.copy("h", 11, tmp_path / "three")  # another size: not that blob
+    copies.add("h", second)
+    time.sleep(0.01)
+    second.write_bytes(b"y" * 10)  # changed since it was verified
+    assert not copies.copy("h", 10, tmp_path / "four")
+    assert not (tmp_path / "four").exists()
+
+
+def test_client_collects_many_trees_moving_each_blob_once(server, course, tmp_path):
+    shared, own = os.urandom(300_000), [os.urandom(1000) for _ in range(3)]
+    with NgshareClient(server.url, token_for("inst1")) as inst:
+        (tmp_path / "rel").mkdir()
+        (tmp_path / "rel" / "data.bin").write_bytes(shared)
+        inst.release(course, "ps1", tmp_path / "rel")
+    for i, student in enumerate(("stu1", "stu2")):
+        root = tmp_path / student
+        root.mkdir()
+        (root / "data.bin").write_bytes(shared)
+        (root / "answer.txt").write_bytes(own[i])
+        with NgshareClient(server.url, token_for(student)) as client:
+            client.submit(course, "ps1", root)
+    with NgshareClient(server.url, token_for("inst1")) as inst:
+        listed = inst.submissions(course, "ps1", latest=True, files=True)
+        trees = [(s["files"], tmp_path / "got" / s["student"]) for s in listed]
+        sent = []
+        inst.http.event_hooks["request"].append(lambda request: sent.append(request.url.path))
+        inst.download_trees(course, [files for files, _dest in trees], tmp_path / "got")
+        assert sent == [f"/api/v2/courses/{course}/blobs/batch"]  # 3 distinct blobs, 1 request
+        for files, dest in trees:
+            inst.download_tree(course, files, dest)
+        assert len(sent) == 1  # the trees were written from local copies
+        inst.forget_prefetched()
+    for i, student in enumerate(("stu1", "stu2")):
+        assert (tmp_path / "got" / student / "data.bin").read_bytes() == shared
+        assert (tmp_path / "got" / student / "answer.txt").read_bytes() == own[i]
+    assert not list((tmp_path / "got").glob(".ngshare-blobs-*"))
+
+
+def test_background_digest_matches_hashlib_and_stops_its_thread():
+    chunks = [os.urandom(n) for n in (0, 1, 70_000, 1 << 20)]
+    digest = BackgroundDigest(hashlib.sha256(), depth=2)
+    for chunk in chunks:
+        digest.update(chunk)
+    assert digest.hexdigest() == sha(b"".join(chunks))
+    digest.close()  # idempotent
+    assert not digest._thread.is_alive()
