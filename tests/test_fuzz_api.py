@@ -24,6 +24,14 @@ from tests.servers import ServerProcess, token_for, write_token_file
 from tests.v1util import encode_files, ok
 
 CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
+
+
+@schemathesis.serializer("application/vnd.ngshare.blob-batch")
+def blob_batch(ctx, value) -> bytes:
+    """The generated body of a blob batch (declared as binary) sent as its bytes."""
+    return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+
+
 COUNTER = {"requests": 0}
 EXAMPLES = 10
 
