@@ -27,6 +27,7 @@ from starlette.requests import ClientDisconnect
 from ngshare.api.v2.blobs import check_sha256
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.schemas import HashList
+from ngshare.api.v2.transfer import SEND_CHUNK
 from ngshare.config import Limits
 from ngshare.domain.access import readable_blobs
 from ngshare.errors import BadRequest, Conflict, NotFound, TooLarge
@@ -165,7 +166,7 @@ class SmallBlobs:
     is most of a submission's time on a busy disk.
     """
 
-    def __init__(self, store: BlobStore, limit: int = 8 * IN_MEMORY) -> None:
+    def __init__(self, store: BlobStore, limit: int = 4 * IN_MEMORY) -> None:
         self.store = store
         self.limit = limit
         self.pending: list[tuple[bytes, Digest]] = []
@@ -247,15 +248,15 @@ def download_batch(body: HashList, ctx: CourseMember, state: State) -> Streaming
 
 
 def _concatenated(store: BlobStore, hashes: list[str]) -> Iterator[bytes]:
-    """Blob after blob, small ones gathered so each piece sent is about CHUNK bytes."""
+    """Blob after blob, small ones gathered so each piece sent is about SEND_CHUNK bytes."""
     pending = bytearray()
     for sha256 in hashes:
-        for chunk in store.iter_chunks(sha256):
-            if not pending and len(chunk) >= CHUNK:
+        for chunk in store.iter_chunks(sha256, SEND_CHUNK):
+            if not pending and len(chunk) >= SEND_CHUNK:
                 yield chunk  # a whole chunk of a large blob: no copy
                 continue
             pending += chunk
-            if len(pending) >= CHUNK:
+            if len(pending) >= SEND_CHUNK:
                 yield bytes(pending)
                 pending.clear()
     if pending:
