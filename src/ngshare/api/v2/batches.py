@@ -24,14 +24,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
-from ngshare.api.v2.blobs import check_sha256
+from ngshare.api.v2.blobs import begin_upload, check_file_count, check_sha256
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.schemas import HashList
 from ngshare.api.v2.transfer import SEND_CHUNK
 from ngshare.config import Limits
 from ngshare.domain.access import readable_blobs
-from ngshare.errors import BadRequest, Conflict, NotFound, TooLarge
-from ngshare.storage import BlobStore, Digest, HashMismatch, UploadBusy, hash_bytes
+from ngshare.errors import BadRequest, NotFound, TooLarge
+from ngshare.storage import BlobStore, Digest, HashMismatch, hash_bytes
 from ngshare.storage.base import CHUNK
 
 router = APIRouter(tags=["v2: blobs"])
@@ -106,8 +106,7 @@ def parse_header(line: bytes, limits: Limits) -> list[BatchBlob]:
         blobs = BatchHeader.model_validate(json.loads(line)).blobs
     except (ValueError, ValidationError) as exc:
         raise BadRequest(f"The batch's first line is not valid: {str(exc)[:300]}") from None
-    if len(blobs) > limits.files_per_upload:
-        raise TooLarge(f"Too many files: the limit is {limits.files_per_upload} per upload")
+    check_file_count(limits, len(blobs))
     for blob in blobs:
         check_sha256(blob.sha256)
         if blob.size > limits.file_bytes:
@@ -192,17 +191,11 @@ class SmallBlobs:
 
 
 async def _store_streamed(reader: BodyReader, store: BlobStore, blob: BatchBlob, user: str) -> None:
-    try:
-        upload = await anyio.to_thread.run_sync(store.begin_upload, blob.sha256, user)
-    except UploadBusy:
-        raise Conflict(
-            "This file is being uploaded by another request of yours; wait for it",
-            reason="upload_busy",
-        ) from None
+    upload = await begin_upload(store, blob.sha256, user)
     try:
         if upload.offset:  # an interrupted single-blob upload: start that one afresh
             await anyio.to_thread.run_sync(upload.abort)
-            upload = await anyio.to_thread.run_sync(store.begin_upload, blob.sha256, user)
+            upload = await begin_upload(store, blob.sha256, user)
         async for piece in reader.pieces(blob.size):
             await anyio.to_thread.run_sync(upload.write, piece)
         await anyio.to_thread.run_sync(upload.finish)
@@ -227,8 +220,7 @@ def _mismatch(expected: str, actual: str) -> BadRequest:
 )
 def download_batch(body: HashList, ctx: CourseMember, state: State) -> StreamingResponse:
     """The listed blobs' bytes back to back, in the order asked."""
-    if len(body.sha256) > state.limits.files_per_upload:
-        raise TooLarge(f"Too many files: the limit is {state.limits.files_per_upload} per request")
+    check_file_count(state.limits, len(body.sha256), per="request")
     hashes = [check_sha256(value) for value in body.sha256]
     with state.db.read() as session:
         allowed = readable_blobs(session, ctx, hashes)

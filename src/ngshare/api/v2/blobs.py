@@ -19,9 +19,10 @@ from starlette.requests import ClientDisconnect
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.schemas import BlobStored, HashList, Missing, UploadState
 from ngshare.api.v2.transfer import blob_response
+from ngshare.config import Limits
 from ngshare.domain.access import may_read_blob
 from ngshare.errors import BadRequest, Conflict, NotFound, TooLarge
-from ngshare.storage import HashMismatch, Upload, UploadBusy
+from ngshare.storage import BlobStore, HashMismatch, Upload, UploadBusy
 
 router = APIRouter(tags=["v2: blobs"])
 
@@ -35,11 +36,15 @@ def check_sha256(value: str) -> str:
     return value
 
 
+def check_file_count(limits: Limits, count: int, per: str = "upload") -> None:
+    if count > limits.files_per_upload:
+        raise TooLarge(f"Too many files: the limit is {limits.files_per_upload} per {per}")
+
+
 @router.post("/courses/{course}/blobs/missing", response_model=Missing)
 def missing_blobs(body: HashList, ctx: CourseMember, state: State) -> Missing:
     """The digests of `sha256` that the server lacks; present ones are kept from the GC."""
-    if len(body.sha256) > state.limits.files_per_upload:
-        raise TooLarge(f"Too many files: the limit is {state.limits.files_per_upload} per upload")
+    check_file_count(state.limits, len(body.sha256))
     wanted = [check_sha256(value) for value in dict.fromkeys(body.sha256)]
     return Missing(missing=[sha for sha in wanted if not state.store.touch(sha)])
 
@@ -74,7 +79,7 @@ async def upload_blob(
         raise TooLarge(f"The file exceeds the largest file limit of {mib} MiB")
     if await anyio.to_thread.run_sync(state.store.touch, sha256):
         return JSONResponse(BlobStored(sha256=sha256, size=size).model_dump(), status_code=200)
-    upload = await _begin(state, sha256, ctx.user.name)
+    upload = await begin_upload(state.store, sha256, ctx.user.name)
     if upload.offset != offset:
         held = upload.offset
         await anyio.to_thread.run_sync(upload.suspend)
@@ -106,9 +111,10 @@ async def upload_blob(
     return JSONResponse(BlobStored(sha256=sha256, size=digest.size).model_dump(), status_code=201)
 
 
-async def _begin(state, sha256: str, uploader: str) -> Upload:
+async def begin_upload(store: BlobStore, sha256: str, uploader: str) -> Upload:
+    """Start or continue the uploader's upload of a blob; 409 while another request has it."""
     try:
-        return await anyio.to_thread.run_sync(state.store.begin_upload, sha256, uploader)
+        return await anyio.to_thread.run_sync(store.begin_upload, sha256, uploader)
     except UploadBusy:
         raise Conflict(
             "This file is being uploaded by another request of yours; wait for it",
