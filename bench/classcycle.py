@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import secrets
 import shutil
 import sys
@@ -25,7 +24,6 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +42,9 @@ from bench.metrics import (
 from bench.users import Auth, check_loopback
 from bench.v1 import V1Client, V1Cycle
 from bench.v2 import V2Cycle, make_client
+from bench.workers import Clients, Task, run_processes
 from bench.workload import Workload
+from ngshare.client.local import HashCache
 
 CYCLE = ["release", "fetch", "submit", "collect", "feedback", "fetch_feedback"]
 
@@ -64,40 +64,21 @@ def timed(kind: str, client: Any, action: Callable[..., Any], *args: Any) -> tup
     return OpResult(kind, seconds, requests, up, down, error), value
 
 
-class ClientPool:
-    """Clients of one user (the instructor), lent to one thread at a time."""
-
-    def __init__(self, factory: Callable[[], Any], size: int) -> None:
-        self.clients = [factory() for _ in range(size)]
-        self._free: queue.Queue = queue.Queue()
-        for client in self.clients:
-            self._free.put(client)
-
-    @contextmanager
-    def borrow(self) -> Iterator[Any]:
-        client = self._free.get()
-        try:
-            yield client
-        finally:
-            self._free.put(client)
-
-    def close(self) -> None:
-        for client in self.clients:
-            client.close()
-
-
 class Phase:
-    def __init__(self, result: PhaseResult, concurrency: int) -> None:
+    def __init__(self, result: PhaseResult, concurrency: int, processes: int, clients: Clients):
         self.result = result
         self.concurrency = concurrency
+        self.processes = processes
+        self.clients = clients
 
     def add(self, op: OpResult) -> None:
         self.result.ops.append(op)
 
-    def run(self, tasks: list[Callable[[], OpResult]]) -> None:
-        """Run the tasks on `concurrency` threads, in order of submission."""
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="bench") as pool:
-            self.result.ops.extend(pool.map(lambda task: task(), tasks))
+    def run(self, tasks: list[Task]) -> list[Any]:
+        """Run the tasks, `concurrency` at a time over the worker processes; their values."""
+        done = run_processes(tasks, self.concurrency, self.processes, self.clients)
+        self.result.ops.extend(op for op, _ in done)
+        return [value for _, value in done]
 
 
 class Runner:
@@ -116,7 +97,7 @@ class Runner:
         )
         self.auth = Auth.load(args.auth, args.tokens)
         self.students = self.workload.student_names()
-        self.closers: list[Any] = []
+        self.clients = Clients(self.v1_client, args.instructor, args.concurrency)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[Phase]:
@@ -126,7 +107,7 @@ class Runner:
         machine_cpu = machine_busy_seconds()
         start = time.perf_counter()
         try:
-            yield Phase(result, self.args.concurrency)
+            yield Phase(result, self.args.concurrency, self.args.processes, self.clients)
         finally:
             result.wall_s = time.perf_counter() - start
             result.server_peak_rss = self.monitor.window()
@@ -150,13 +131,13 @@ class Runner:
         return urls[zlib.crc32(user.encode()) % len(urls)]
 
     def v1_client(self, user: str) -> V1Client:
-        client = V1Client(self.url_for(user), self.auth, user, self.args.timeout)
-        self.closers.append(client)
-        return client
+        return V1Client(self.url_for(user), self.auth, user, self.args.timeout)
 
-    def v2_client(self, user: str):
+    def v2_client(self, user: str, cycle: V2Cycle) -> Any:
+        """As the nbgrader plugin: the user's hash cache lives in their own files."""
         client = make_client(self.url_for(user), self.auth, user, self.args.timeout)
-        self.closers.append(client)
+        if user != self.args.instructor:  # the instructor's many clients keep theirs in memory
+            client.hashes = HashCache(cycle.hash_cache_path(user))
         return client
 
     def setup(self, v1: V1Cycle) -> None:
@@ -166,141 +147,130 @@ class Runner:
                 timed("create course", admin, v1.create_course, admin, self.args.instructor)[0]
             )
             phase.add(timed("add students", instructor, v1.add_students, instructor)[0])
+        admin.close()
+        instructor.close()
+
+    def as_instructor(self, kind: str, action: Callable[..., Any], *args: Any):
+        with self.clients.instructor() as client:
+            return timed(kind, client, action, client, *args)
+
+    def as_student(self, kind: str, name: str, action: Callable[..., Any], *args: Any):
+        client = self.clients.student(name)
+        return timed(kind, client, action, client, *args)
 
     def run_v1(self) -> None:
         a = self.args
         cycle = V1Cycle(self.workload, a.course, a.assignment)
         self.setup(cycle)
-        instructors = ClientPool(lambda: self.v1_client(a.instructor), a.concurrency)
-        students = {name: self.v1_client(name) for name in self.students}
-        stamps: dict[str, str] = {}
-        with self.phase("release") as phase, instructors.borrow() as client:
-            phase.add(timed("release", client, cycle.release, client)[0])
+        student, instructor = self.as_student, self.as_instructor
+        with self.phase("release") as phase:
+            phase.add(instructor("release", cycle.release)[0])
         with self.phase("fetch") as phase:
-            phase.run([_bind(timed, "fetch", c, cycle.fetch, c) for c in students.values()])
-
-        def submit(name: str) -> OpResult:
-            client = students[name]
-            op, stamp = timed("submit", client, cycle.submit, client)
-            if stamp:
-                stamps[name] = stamp
-            return op
-
+            phase.run([_bind(student, "fetch", name, cycle.fetch) for name in self.students])
         with self.phase("submit") as phase:
-            phase.run([_bind(submit, name) for name in self.students])
-
-        collected: dict[str, str] = {}
-
-        def collect(name: str) -> OpResult:
-            with instructors.borrow() as client:
-                op, stamp = timed("collect", client, cycle.collect, client, name)
-            if stamp:
-                collected[name] = stamp
-            return op
-
+            values = phase.run(
+                [_bind(student, "submit", name, cycle.submit) for name in self.students]
+            )
+        stamps = _known(self.students, values)
         with self.phase("collect") as phase:
-            with instructors.borrow() as client:
-                op, latest = timed("list", client, cycle.list_submissions, client)
+            op, latest = instructor("list", cycle.list_submissions)
             phase.add(op)
-            phase.run([_bind(collect, name) for name in sorted(latest or {})])
-
-        def feedback(name: str) -> OpResult:
-            with instructors.borrow() as client:
-                return timed("feedback", client, cycle.feedback, client, name, collected[name])[0]
-
+            names = sorted(latest or {})
+            values = phase.run([_bind(instructor, "collect", cycle.collect, n) for n in names])
+        collected = _known(names, values)
         with self.phase("feedback") as phase:
-            phase.run([_bind(feedback, name) for name in self.students if name in collected])
+            phase.run(
+                [
+                    _bind(instructor, "feedback", cycle.feedback, name, collected[name])
+                    for name in self.students
+                    if name in collected
+                ]
+            )
             phase.result.ops += _missing("feedback", self.students, collected)
-
-        def fetch_feedback(name: str) -> OpResult:
-            client = students[name]
-            return timed("fetch feedback", client, cycle.fetch_feedback, client, stamps[name])[0]
-
         with self.phase("fetch_feedback") as phase:
-            phase.run([_bind(fetch_feedback, name) for name in self.students if name in stamps])
+            phase.run(
+                [
+                    _bind(student, "fetch feedback", name, cycle.fetch_feedback, stamps[name])
+                    for name in self.students
+                    if name in stamps
+                ]
+            )
             phase.result.ops += _missing("fetch feedback", self.students, stamps)
 
     def run_v2(self, workdir: Path) -> None:
         a = self.args
         self.setup(V1Cycle(self.workload, a.course, a.assignment))
         cycle = V2Cycle(self.workload, a.course, a.assignment, workdir)
-        instructors = ClientPool(lambda: self.v2_client(a.instructor), a.concurrency)
-        students = {name: self.v2_client(name) for name in self.students}
+        self.clients = Clients(
+            lambda user: self.v2_client(user, cycle), a.instructor, a.concurrency
+        )
+        student, instructor = self.as_student, self.as_instructor
         cycle.prepare_release()
-        with self.phase("release") as phase, instructors.borrow() as client:
-            phase.add(timed("release", client, cycle.release, client)[0])
+        with self.phase("release") as phase:
+            phase.add(instructor("release", cycle.release)[0])
         with self.phase("fetch") as phase:
-            phase.run(
-                [_bind(timed, "fetch", c, cycle.fetch, c, name) for name, c in students.items()]
-            )
-        ids: dict[str, int] = {}
+            phase.run([_bind(student, "fetch", name, cycle.fetch, name) for name in self.students])
 
-        def submit(name: str) -> OpResult:
+        def submit(name: str) -> tuple[OpResult, Any]:
             cycle.prepare_submit(name)
-            client = students[name]
-            op, answer = timed("submit", client, cycle.submit, client, name)
-            if answer:
-                ids[name] = answer["id"]
-            return op
+            op, answer = student("submit", name, cycle.submit, name)
+            return op, (answer or {}).get("id")
 
         with self.phase("submit") as phase:
-            phase.run([_bind(submit, name) for name in self.students])
+            ids = _known(self.students, phase.run([_bind(submit, name) for name in self.students]))
 
         dest = workdir / "collected"
         latest: dict[str, int] = {}
-
-        def collect_archive(batch: list[str]) -> OpResult:
-            with instructors.borrow() as client:
-                op, _ = timed("collect archive", client, cycle.collect_archive, client, batch, dest)
-            return op
-
         with self.phase("collect") as phase:
             if a.v2_collect == "archive":
-                with instructors.borrow() as client:
-                    op, listed = timed("list", client, cycle.list_submissions, client)
+                op, listed = instructor("list", cycle.list_submissions)
                 phase.add(op)
                 latest.update(listed or {})
                 names = sorted(latest)
                 size = a.collect_batch
                 batches = [names[i : i + size] for i in range(0, len(names), size)]
-                phase.run([_bind(collect_archive, batch) for batch in batches])
+                phase.run(
+                    [_bind(instructor, "collect archive", cycle.collect_archive, b, dest)
+                     for b in batches]
+                )  # fmt: skip
             else:
-                with instructors.borrow() as client:
-                    op, listed = timed("collect all", client, cycle.collect_trees, client, dest)
+                op, listed = instructor("collect all", cycle.collect_trees, dest)
                 phase.add(op)
                 latest.update(listed or {})
         shutil.rmtree(dest, ignore_errors=True)
 
         for name in latest:
             cycle.prepare_feedback(name)
-
-        def feedback(name: str) -> OpResult:
-            with instructors.borrow() as client:
-                return timed("feedback", client, cycle.feedback, client, name, latest[name])[0]
-
         with self.phase("feedback") as phase:
-            phase.run([_bind(feedback, name) for name in self.students if name in latest])
+            phase.run(
+                [
+                    _bind(instructor, "feedback", cycle.feedback, name, latest[name])
+                    for name in self.students
+                    if name in latest
+                ]
+            )
             phase.result.ops += _missing("feedback", self.students, latest)
-
-        def fetch_feedback(name: str) -> OpResult:
-            client = students[name]
-            return timed("fetch feedback", client, cycle.fetch_feedback, client, name, ids[name])[0]
-
         with self.phase("fetch_feedback") as phase:
-            phase.run([_bind(fetch_feedback, name) for name in self.students if name in ids])
+            phase.run(
+                [
+                    _bind(student, "fetch feedback", name, cycle.fetch_feedback, name, ids[name])
+                    for name in self.students
+                    if name in ids
+                ]
+            )
             phase.result.ops += _missing("fetch feedback", self.students, ids)
 
     def close(self) -> None:
-        for client in self.closers:
-            client.close()
+        self.clients.close()
 
 
-def _bind(function: Callable[..., Any], *args: Any) -> Callable[[], Any]:
-    def task() -> Any:
-        value = function(*args)
-        return value[0] if isinstance(value, tuple) else value
+def _bind(function: Callable[..., Any], *args: Any) -> Task:
+    return lambda: function(*args)
 
-    return task
+
+def _known(names: list[str], values: list[Any]) -> dict[str, Any]:
+    """Each name's value from its task, for the names whose task gave one."""
+    return {name: value for name, value in zip(names, values, strict=True) if value}
 
 
 def _missing(kind: str, students: list[str], known: dict) -> list[OpResult]:
@@ -414,7 +384,15 @@ def report(result: dict) -> str:
 
 def add_workload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--students", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=32, help="worker threads")
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="users acting at once (threads in all)"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=4,
+        help="processes the simulated users are spread over (1: all in the benchmark's own)",
+    )
     parser.add_argument("--notebooks", type=int, default=5)
     parser.add_argument("--notebook-kb", type=float, default=200)
     parser.add_argument("--data-mb", type=float, default=20, help="size of the data file (MiB)")

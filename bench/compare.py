@@ -45,8 +45,8 @@ RUNS = {
 }
 DEFAULT_RUNS = "old-v1,ours-v1,ours-v2"
 WORKLOAD_FLAGS = [
-    "students", "concurrency", "notebooks", "notebook_kb", "data_mb", "feedback_kb", "seed",
-    "v2_collect", "collect_batch", "timeout",
+    "students", "concurrency", "processes", "notebooks", "notebook_kb", "data_mb",
+    "feedback_kb", "seed", "v2_collect", "collect_batch", "timeout",
 ]  # fmt: skip
 
 

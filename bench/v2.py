@@ -67,6 +67,10 @@ class V2Cycle:
     def student_dir(self, student: str) -> Path:
         return self.workdir / "students" / student
 
+    def hash_cache_path(self, student: str) -> Path:
+        """Beside the student's assignment, as the plugin keeps it in their data dir."""
+        return self.student_dir(student) / "hashes.json"
+
     # Steps
 
     def prepare_release(self) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 
 from bench import classcycle
+from bench.metrics import OpResult
+from bench.workers import Clients, run_processes, share
 from tests.servers import write_token_file
 
 _runs = itertools.count(1)
@@ -35,8 +38,11 @@ EXPECTED_REQUESTS = {
 }
 
 
-@pytest.mark.parametrize("api", ["v1", "v2"])
-def test_class_cycle(server, tmp_path, api):
+@pytest.mark.parametrize(
+    ("api", "processes"),
+    [("v1", 2), ("v2", 2), ("v2", 1)],  # users in forked workers, or in the benchmark itself
+)
+def test_class_cycle(server, tmp_path, api, processes):
     tokens = write_token_file(tmp_path / "tokens.json")
     run = next(_runs)
     args = classcycle.build_parser().parse_args(
@@ -46,7 +52,7 @@ def test_class_cycle(server, tmp_path, api):
             "--server-pid", str(server.process.pid),
             "--students", "3", "--student-prefix", "stu", "--instructor", "inst1",
             "--notebook-kb", "2", "--data-mb", "0.1", "--feedback-kb", "1",
-            "--concurrency", "2", "--course", f"bench{run}", "--seed", str(4000 + run),
+            "--concurrency", "2", "--processes", str(processes), "--course", f"bench{run}", "--seed", str(4000 + run),
             "--workdir", str(tmp_path),
         ]
     )  # fmt: skip
@@ -67,3 +73,22 @@ def test_class_cycle(server, tmp_path, api):
         sum(p["wall_s"] for name, p in phases.items() if name != "setup"), abs=0.01
     )
     assert "whole cycle" in classcycle.report(result)
+
+
+def test_workers_keep_order_and_report_a_dead_worker():
+    """Results come back in task order; a worker process that dies yields errors, not a hang."""
+
+    def ok(n: int):
+        return lambda: (OpResult("ok", 0.0), (n, os.getpid()))
+
+    def die():
+        os._exit(3)
+
+    tasks = [ok(0), ok(1), ok(2), die, ok(4), ok(5)]
+    clients = Clients(lambda user: None, "inst", 1)
+    results = run_processes(tasks, threads=2, processes=2, clients=clients)
+    # worker 0 had tasks 0, 2, 4; worker 1 had 1, 3 (dies), 5
+    assert [value[0] for _, value in results[0::2]] == [0, 2, 4]
+    assert {value[1] for _, value in results[0::2]} != {os.getpid()}
+    assert [op.error for op, _ in results[1::2]] == ["worker process died"] * 3
+    assert share(5, 2) == [3, 2] and share(32, 4) == [8, 8, 8, 8]
