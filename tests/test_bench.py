@@ -52,7 +52,8 @@ def test_class_cycle(server, tmp_path, api, processes):
             "--server-pid", str(server.process.pid),
             "--students", "3", "--student-prefix", "stu", "--instructor", "inst1",
             "--notebook-kb", "2", "--data-mb", "0.1", "--feedback-kb", "1",
-            "--concurrency", "2", "--processes", str(processes), "--course", f"bench{run}", "--seed", str(4000 + run),
+            "--concurrency", "2", "--processes", str(processes),
+            "--course", f"bench{run}", "--seed", str(4000 + run),
             "--workdir", str(tmp_path),
         ]
     )  # fmt: skip

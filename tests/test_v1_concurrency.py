@@ -4,7 +4,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from tests.v1util import decode_files, encode_files, ok
+from tests.v1util import decode_files, encode_files, md5, ok
 
 STUDENTS = [f"stu{i}" for i in range(1, 41)]
 
@@ -48,3 +48,21 @@ def test_one_student_submitting_in_parallel_gets_distinct_increasing_stamps(api,
     ]
     parsed = [datetime.strptime(s, "%Y-%m-%d %H:%M:%S.%f") for s in listed]
     assert parsed == sorted(parsed) and sorted(listed) == sorted(stamps)
+
+
+def test_checksums_of_a_fresh_release_under_a_rush_of_fetches(api, course):
+    """v1 uploads leave md5 to the first read; 16 students fetching at once all get it right."""
+    admin = api("inst1")
+    roster = [{"username": s, "first_name": s, "last_name": "", "email": ""} for s in STUDENTS]
+    ok(admin.post(f"students/{course}", data={"students": json.dumps(roster)}))
+    files = {"data.bin": bytes(range(256)) * 8192, "nb.ipynb": b'{"cells": []}'}
+    ok(admin.post(f"assignment/{course}/ps1", data={"files": encode_files(files)}))
+
+    def fetch(student: str) -> dict[str, str]:
+        body = ok(api(student).get(f"assignment/{course}/ps1"))
+        return {entry["path"]: entry["checksum"] for entry in body["files"]}
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        seen = list(pool.map(fetch, STUDENTS[:16]))
+    expected = {path: md5(data) for path, data in files.items()}
+    assert seen == [expected] * 16

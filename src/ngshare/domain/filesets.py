@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -107,15 +108,57 @@ def list_files(session: Session, fileset_id: int) -> list[ListedFile]:
 
 
 def with_md5(db: Database, store: BlobStore, files: list[ListedFile]) -> list[ListedFile]:
-    """Fill in md5 checksums that v1 needs and v2 uploads did not compute, and keep them."""
+    """Fill in md5 checksums that v1 needs and uploads did not compute, and keep them.
+
+    v2 uploads and v1 uploads (`stage(md5=False)`) leave md5 unset: most of
+    what a class uploads is bytes already stored. The first v1 read of a blob
+    computes it once; readers arriving meanwhile wait for that result.
+    """
     missing = {f.sha256 for f in files if f.md5 is None}
     if not missing:
         return files
-    computed = {sha: _md5_of(store, sha) for sha in missing}
+    computed = {sha: _MD5.of(store, sha) for sha in missing}
     with db.write() as session:
         for sha, md5 in computed.items():
             session.execute(update(Blob).where(Blob.sha256 == sha).values(md5=md5))
     return [replace(f, md5=computed.get(f.sha256, f.md5)) for f in files]
+
+
+class _Md5Memo:
+    """md5 by sha256, computed once per blob even when 32 fetches ask at the same moment.
+
+    A blob's bytes never change, so a remembered md5 stays right; the memo is
+    bounded, and the database keeps every result anyway.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.known: dict[str, str] = {}
+        self.busy: dict[str, threading.Lock] = {}
+        self.lock = threading.Lock()
+
+    def of(self, store: BlobStore, sha256: str) -> str:
+        with self.lock:
+            if sha256 in self.known:
+                return self.known[sha256]
+            blob_lock = self.busy.setdefault(sha256, threading.Lock())
+        with blob_lock:
+            with self.lock:
+                if sha256 in self.known:
+                    return self.known[sha256]
+            try:
+                md5 = _md5_of(store, sha256)
+            finally:
+                with self.lock:
+                    self.busy.pop(sha256, None)
+            with self.lock:
+                if len(self.known) >= self.size:
+                    self.known.pop(next(iter(self.known)))
+                self.known[sha256] = md5
+            return md5
+
+
+_MD5 = _Md5Memo()
 
 
 def _md5_of(store: BlobStore, sha256: str) -> str:

@@ -27,20 +27,22 @@ class Digest:
 
 
 class Hashes:
-    """sha256 and md5 of a stream, fed as it passes."""
+    """sha256 (and md5 unless told not to) of a stream, fed as it passes."""
 
-    def __init__(self) -> None:
+    def __init__(self, md5: bool = True) -> None:
         self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5()
+        self.md5 = hashlib.md5() if md5 else None
         self.size = 0
 
     def update(self, data: bytes) -> None:
         self.sha256.update(data)
-        self.md5.update(data)
+        if self.md5 is not None:
+            self.md5.update(data)
         self.size += len(data)
 
     def digest(self) -> Digest:
-        return Digest(self.sha256.hexdigest(), self.md5.hexdigest(), self.size)
+        md5 = self.md5.hexdigest() if self.md5 is not None else ""
+        return Digest(self.sha256.hexdigest(), md5, self.size)
 
 
 def hash_bytes(data: bytes) -> Digest:
@@ -83,9 +85,10 @@ class Upload(Protocol):
 class Staging(Protocol):
     """Bytes whose name (hash) is not known until they have all arrived (v1 uploads).
 
-    `write` appends while sha256 and md5 are computed; `finish` returns the
-    digest; `commit` makes the blob durable under its name (an identical blob
-    already stored is kept and touched instead); `discard` drops it.
+    `write` appends while sha256 (and md5, when the staging was asked for it)
+    is computed; `finish` returns the digest (md5 "" when not computed);
+    `commit` makes the blob durable under its name (an identical blob already
+    stored is kept and touched instead); `discard` drops it.
     """
 
     def write(self, data: bytes) -> None: ...
@@ -111,8 +114,11 @@ class BlobStore(Protocol):
     def touch(self, sha256: str) -> bool:
         """Mark a blob as wanted now (the GC spares recent blobs); False when missing."""
 
-    def stage(self) -> Staging:
-        """Start receiving bytes of a blob whose hash is not known yet."""
+    def stage(self, md5: bool = True) -> Staging:
+        """Start receiving bytes of a blob whose hash is not known yet.
+
+        `md5=False` skips the md5 (v1 uploads: most of a resubmission is bytes
+        already stored, whose md5 is known; new blobs get it on first v1 read)."""
 
     def begin_upload(self, sha256: str, key: str) -> Upload:
         """Start or continue receiving blob `sha256` for uploader `key`."""

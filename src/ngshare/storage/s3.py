@@ -149,8 +149,8 @@ class S3BlobStore:
         tag = hashlib.sha256(key.encode()).hexdigest()[:16]
         return self._key("partial", f"{sha256}-{tag}")
 
-    def stage(self) -> S3Staging:
-        return S3Staging(self)
+    def stage(self, md5: bool = True) -> S3Staging:
+        return S3Staging(self, md5)
 
     def begin_upload(self, sha256: str, key: str) -> S3Upload:
         return S3Upload(self, sha256, self._partial_key(sha256, key))
@@ -221,10 +221,10 @@ class S3Reader(io.RawIOBase):
 class S3Staging:
     """Spooled to a local temporary file (hashing on the way), uploaded on commit."""
 
-    def __init__(self, store: S3BlobStore) -> None:
+    def __init__(self, store: S3BlobStore, md5: bool = True) -> None:
         self.store = store
         self.spool = tempfile.TemporaryFile(prefix="ngshare-stage-")  # noqa: SIM115 (closed in commit or discard)
-        self.hashes = Hashes()
+        self.hashes = Hashes(md5)
 
     def write(self, data: bytes) -> None:
         self.spool.write(data)

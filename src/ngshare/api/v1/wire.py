@@ -37,6 +37,7 @@ from ngshare.storage.base import Staging
 
 SMALL_FIELD_LIMIT = 1024 * 1024
 WHITESPACE = b" \t\r\n"
+WHITESPACE_BYTES = [bytes([c]) for c in WHITESPACE]
 
 
 FORM_TO_QP = bytes.maketrans(b"+%", b" =")
@@ -105,11 +106,14 @@ class Base64Sink:
         self.size = 0
 
     def feed(self, text: bytes) -> None:
-        text = self.carry + text.translate(None, WHITESPACE)
+        if any(space in text for space in WHITESPACE_BYTES):  # rare: a scan is cheaper
+            text = text.translate(None, WHITESPACE)
+        if self.carry:
+            text = self.carry + text
         usable = len(text) - len(text) % 4
         self.carry = text[usable:]
         if usable:
-            self._write(text[:usable])
+            self._write(memoryview(text)[:usable])
 
     def close(self) -> None:
         if self.carry:
