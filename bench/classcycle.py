@@ -97,7 +97,7 @@ class Runner:
         )
         self.auth = Auth.load(args.auth, args.tokens)
         self.students = self.workload.student_names()
-        self.clients = Clients(self.v1_client, args.instructor, args.concurrency)
+        self.clients = Clients(self.v1_client, args.instructor)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[Phase]:
@@ -201,9 +201,7 @@ class Runner:
         a = self.args
         self.setup(V1Cycle(self.workload, a.course, a.assignment))
         cycle = V2Cycle(self.workload, a.course, a.assignment, workdir)
-        self.clients = Clients(
-            lambda user: self.v2_client(user, cycle), a.instructor, a.concurrency
-        )
+        self.clients = Clients(lambda user: self.v2_client(user, cycle), a.instructor)
         student, instructor = self.as_student, self.as_instructor
         cycle.prepare_release()
         with self.phase("release") as phase:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ngshare.client.http import tls_context
+
 MB = 1e6
 MIB = 2**20
 
@@ -22,7 +24,7 @@ class CountingTransport(httpx.BaseTransport):
     """
 
     def __init__(self, inner: httpx.BaseTransport | None = None) -> None:
-        self.inner = inner or httpx.HTTPTransport(retries=2)
+        self.inner = inner or httpx.HTTPTransport(retries=2, verify=tls_context())
         self.requests = 0
         self.up = 0
         self.down = 0

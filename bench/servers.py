@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -123,15 +124,18 @@ def ensure_old_venv(venv: Path = OLD_VENV) -> Path:
     """The virtualenv with ngshare 0.6.0 (created with pinned SQLAlchemy 1.4 when missing)."""
     marker = venv / ".bench-ready"
     wanted = " ".join(OLD_REQUIREMENTS)
-    if marker.exists() and marker.read_text().strip() == wanted:
-        return venv
-    if not (venv / "bin" / "python").exists():
-        subprocess.run([OLD_PYTHON, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *OLD_REQUIREMENTS],
-        check=True,
-    )
-    marker.write_text(wanted + "\n")
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f".{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers may ask at the same time
+        if marker.exists() and marker.read_text().strip() == wanted:
+            return venv
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([OLD_PYTHON, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *OLD_REQUIREMENTS],
+            check=True,
+        )
+        marker.write_text(wanted + "\n")
     return venv
 
 

@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
-
 from bench.metrics import CountingTransport
 from bench.users import Auth
 from bench.v1 import BenchError
@@ -31,16 +29,10 @@ CHUNK = 2**20
 def make_client(url: str, auth: Auth, user: str, timeout: float) -> NgshareClient:
     """An NgshareClient whose HTTP session counts requests and bytes (`client.counter`)."""
     dev = auth.kind == "dev"
-    client = NgshareClient(url, auth.token(user), user=user if dev else None, timeout=timeout)
-    original = client.http
     counter = CountingTransport()
-    client.http = httpx.Client(
-        base_url=original.base_url,
-        headers=original.headers,
-        timeout=original.timeout,
-        transport=counter,
+    client = NgshareClient(
+        url, auth.token(user), user=user if dev else None, timeout=timeout, transport=counter
     )
-    original.close()
     client.counter = counter  # type: ignore[attr-defined]
     return client
 

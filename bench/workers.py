@@ -27,17 +27,22 @@ Task = Callable[[], tuple[OpResult, Any]]
 
 
 class ClientPool:
-    """Clients of one user (the instructor), lent to one thread at a time."""
+    """Clients of one user (the instructor), lent to one thread at a time.
 
-    def __init__(self, factory: Callable[[], Any], size: int) -> None:
-        self.clients = [factory() for _ in range(size)]
-        self._free: queue.Queue = queue.Queue()
-        for client in self.clients:
-            self._free.put(client)
+    A client is made only when every existing one is lent out, so a worker
+    process makes as many as it has threads acting as that user, not more.
+    """
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
 
     @contextmanager
     def borrow(self) -> Iterator[Any]:
-        client = self._free.get()
+        try:
+            client = self._free.get_nowait()
+        except queue.Empty:
+            client = self.factory()
         try:
             yield client
         finally:
@@ -48,14 +53,13 @@ class Clients:
     """Each user's clients in the current process, made on first use.
 
     `factory(user)` makes one client. Students get one client each; the
-    instructor a pool of `pool_size`, since many threads act as the instructor.
+    instructor a pool, since many threads act as the instructor.
     After a fork the registry starts empty: the child makes its own clients.
     """
 
-    def __init__(self, factory: Callable[[str], Any], instructor: str, pool_size: int) -> None:
+    def __init__(self, factory: Callable[[str], Any], instructor: str) -> None:
         self.factory = factory
         self.instructor_name = instructor
-        self.pool_size = pool_size
         self._lock = threading.Lock()
         self._pid = -1
         self._students: dict[str, Any] = {}
@@ -72,6 +76,10 @@ class Clients:
         self._made.append(client)
         return client
 
+    def _make_instructor(self) -> Any:
+        with self._lock:
+            return self._make(self.instructor_name)
+
     def student(self, name: str) -> Any:
         with self._lock:
             self._here()
@@ -84,7 +92,7 @@ class Clients:
         with self._lock:
             self._here()
             if self._pool is None:
-                self._pool = ClientPool(lambda: self._make(self.instructor_name), self.pool_size)
+                self._pool = ClientPool(self._make_instructor)
             pool = self._pool
         with pool.borrow() as client:
             yield client

@@ -86,7 +86,7 @@ def test_workers_keep_order_and_report_a_dead_worker():
         os._exit(3)
 
     tasks = [ok(0), ok(1), ok(2), die, ok(4), ok(5)]
-    clients = Clients(lambda user: None, "inst", 1)
+    clients = Clients(lambda user: None, "inst")
     results = run_processes(tasks, threads=2, processes=2, clients=clients)
     # worker 0 had tasks 0, 2, 4; worker 1 had 1, 3 (dies), 5
     assert [value[0] for _, value in results[0::2]] == [0, 2, 4]
