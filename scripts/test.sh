@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install ngshare with its test dependencies in .venv, lint, and run the whole suite.
+# Install ngshare with its test dependencies in .venv, lint, and run the whole suite
+# (one pytest worker per CPU).
 # Usage: bash scripts/test.sh [pytest args...]
 # NGSHARE_TEST_DB=postgresql runs it against PostgreSQL on 127.0.0.1:5432 (default: sqlite).
 set -euo pipefail
@@ -10,6 +11,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
-.venv/bin/ruff format --check src tests
-.venv/bin/ruff check src tests
-exec .venv/bin/pytest "$@"
+.venv/bin/ruff format --check src tests bench
+.venv/bin/ruff check src tests bench
+# -n auto: one pytest worker per CPU (pytest-xdist); every test has its own ports,
+# directories and database, so they run side by side
+exec .venv/bin/pytest -n auto "$@"

@@ -184,6 +184,7 @@ def test_assignments_and_submissions_listing(server, api, course):
 
 
 @pytest.mark.slow
+@pytest.mark.backend_neutral
 def test_gradebook_sync_runs_real_nbgrader(server, course, tmp_path):
     venv = ensure_venv()
     bin_dir = str(venv / "bin")

@@ -39,7 +39,7 @@ import pytest
 from tests.compat_env import CompatEnvError, NbgraderUser, ensure_venv, exchange_config
 from tests.servers import ServerProcess, token_for, write_token_file
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral, pytest.mark.timeout(1800)]
 
 COURSE = "compat101"
 ASSIGNMENT = "ps1"

@@ -26,7 +26,7 @@ from tests.exchange_util import (
 from tests.nbgrader_env import Person, plugin_config
 from tests.servers import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral, pytest.mark.timeout(600)]
 
 COURSE = "fail101"
 

@@ -54,7 +54,7 @@ from tests.nbgrader_env import Person
 from tests.servers import free_port
 from tests.webutil import VIEWPORT, chromium_browser
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral, pytest.mark.timeout(600)]
 
 pytest.importorskip("playwright.sync_api")
 

@@ -25,7 +25,7 @@ from tests.exchange_util import build_venv, make_course, running_server, source_
 from tests.nbgrader_env import Person
 from tests.servers import token_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral, pytest.mark.timeout(600)]
 
 COURSE = "cmp101"
 

@@ -37,7 +37,7 @@ from tests.exchange_util import (
     write_source,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral, pytest.mark.timeout(900)]
 
 A, B = "optA", "optB"
 NOTEBOOKS = {"problem1.ipynb": source_notebook(), "problem2.ipynb": source_notebook()}

@@ -29,7 +29,7 @@ from tests.exchange_util import (
     submitted_timestamp,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral, pytest.mark.timeout(600)]
 
 COURSE = "polx"
 DUE = datetime(2030, 6, 3, 15, 0, tzinfo=UTC)  # 17:00 in Paris

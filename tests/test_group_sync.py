@@ -71,6 +71,7 @@ def wait_for(check, timeout: float = 20) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.backend_neutral
 def test_rosters_follow_hub_groups(hub: HubProcess) -> None:
     admin = hub.new_token("alice")
     ann = hub.new_token("ann")

@@ -23,7 +23,7 @@ import pytest
 
 from tests.hub import HubProcess, ensure_proxy
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
 
 USERS = ["alice", "bob", "hubadmin"]
 MAIN = "ngshare"

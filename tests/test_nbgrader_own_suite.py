@@ -33,7 +33,7 @@ import pytest
 from tests.exchange_util import build_venv
 from tests.servers import USERS, ServerProcess, token_for, write_token_file
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = Path(__file__).resolve().parent / "nbgrader_own"

@@ -96,6 +96,7 @@ def write_answer(root: Path, student: str, attempt: int) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.backend_neutral
 def test_three_replicas_one_killed_lose_nothing(cluster, tmp_path):
     alive = list(cluster)
     lock = threading.Lock()

@@ -22,7 +22,7 @@ from tests.servers import ServerProcess, token_for, write_token_file
 from tests.v1util import encode_files, ok
 from tests.webutil import VIEWPORT, chromium_browser
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
 
 pytest.importorskip("playwright.sync_api")
 

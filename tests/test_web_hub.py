@@ -15,7 +15,7 @@ import pytest
 from tests.hub import HubProcess, ensure_proxy
 from tests.webutil import VIEWPORT, chromium_browser
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
 
 pytest.importorskip("playwright.sync_api")
 
