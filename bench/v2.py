@@ -22,6 +22,7 @@ from bench.users import Auth
 from bench.v1 import BenchError
 from bench.workload import Workload
 from ngshare.client import NgshareClient
+from ngshare.client.local import LINK_MIN
 
 CHUNK = 2**20
 
@@ -31,7 +32,12 @@ def make_client(url: str, auth: Auth, user: str, timeout: float) -> NgshareClien
     dev = auth.kind == "dev"
     counter = CountingTransport()
     client = NgshareClient(
-        url, auth.token(user), user=user if dev else None, timeout=timeout, transport=counter
+        url,
+        auth.token(user),
+        user=user if dev else None,
+        timeout=timeout,
+        transport=counter,
+        link_min=LINK_MIN,  # as the nbgrader plugin (c.Exchange.link_identical_files)
     )
     client.counter = counter  # type: ignore[attr-defined]
     return client

@@ -164,6 +164,27 @@ def test_local_copies_move_spares_then_copy_and_notice_changes(tmp_path):
     assert not (tmp_path / "four").exists()
 
 
+def test_local_copies_link_large_files_but_copy_small_and_executable_ones(tmp_path):
+    big, small = tmp_path / "big", tmp_path / "small"
+    big.write_bytes(b"d" * 2048)
+    small.write_bytes(b"s" * 10)
+    copies = LocalCopies(link_min=1024)
+    copies.add("big", big)
+    copies.add("small", small)
+    assert copies.copy("big", 2048, tmp_path / "big2")
+    assert os.stat(tmp_path / "big2").st_ino == os.stat(big).st_ino  # one inode, two names
+    assert copies.copy("big", 2048, tmp_path / "big3")  # the link did not spoil the record
+    assert os.stat(big).st_nlink == 3
+    assert copies.copy("big", 2048, tmp_path / "exe", executable=True)
+    assert os.stat(tmp_path / "exe").st_ino != os.stat(big).st_ino
+    assert copies.copy("small", 10, tmp_path / "small2")
+    assert os.stat(tmp_path / "small2").st_ino != os.stat(small).st_ino
+    big.chmod(0o755)
+    copies.add("big", big)
+    assert copies.copy("big", 2048, tmp_path / "big4")  # an executable source: copied
+    assert os.stat(tmp_path / "big4").st_ino != os.stat(big).st_ino
+
+
 def test_client_collects_many_trees_moving_each_blob_once(server, course, tmp_path):
     shared, own = os.urandom(300_000), [os.urandom(1000) for _ in range(3)]
     with NgshareClient(server.url, token_for("inst1")) as inst:
@@ -177,7 +198,7 @@ def test_client_collects_many_trees_moving_each_blob_once(server, course, tmp_pa
         (root / "answer.txt").write_bytes(own[i])
         with NgshareClient(server.url, token_for(student)) as client:
             client.submit(course, "ps1", root)
-    with NgshareClient(server.url, token_for("inst1")) as inst:
+    with NgshareClient(server.url, token_for("inst1"), link_min=200_000) as inst:
         listed = inst.submissions(course, "ps1", latest=True, files=True)
         trees = [(s["files"], tmp_path / "got" / s["student"]) for s in listed]
         sent = []
@@ -192,6 +213,11 @@ def test_client_collects_many_trees_moving_each_blob_once(server, course, tmp_pa
         assert (tmp_path / "got" / student / "data.bin").read_bytes() == shared
         assert (tmp_path / "got" / student / "answer.txt").read_bytes() == own[i]
     assert not list((tmp_path / "got").glob(".ngshare-blobs-*"))
+    # the shared data file is one file with two names; the small answers are separate
+    assert (
+        os.stat(tmp_path / "got/stu1/data.bin").st_ino
+        == os.stat(tmp_path / "got/stu2/data.bin").st_ino
+    )
 
 
 def test_background_digest_matches_hashlib_and_stops_its_thread():

@@ -57,6 +57,9 @@ class NgshareClient:
     `hashes` remembers file hashes (pass a HashCache with a path to keep them
     between processes); by default they are kept in memory for this client.
     `transport` replaces the default (retrying, TLS-verifying) httpx transport.
+    `link_min`: a file this large or larger that the client already wrote is
+    hard-linked, not copied, where another tree needs the same bytes (see
+    `LocalCopies`; the nbgrader plugin's collect uses 1 MiB).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class NgshareClient:
         progress: Progress | None = None,
         hashes: HashCache | None = None,
         transport: httpx.BaseTransport | None = None,
+        link_min: int | None = None,
     ) -> None:
         headers = {"Authorization": f"token {token}"} if token else {}
         self.params = {"user": user} if user else {}
@@ -80,7 +84,7 @@ class NgshareClient:
         self.hashes = hashes if hashes is not None else HashCache()
         # files this client wrote and verified, copied instead of downloaded again
         # (the same data file in every student's submission crosses the network once)
-        self.local_copies = LocalCopies()
+        self.local_copies = LocalCopies(link_min)
         self._prefetched: list[Path] = []
         self.http = httpx.Client(
             base_url=url.rstrip("/") + "/v2/",
@@ -454,7 +458,7 @@ class NgshareClient:
         for entry, target in jobs:
             target.parent.mkdir(parents=True, exist_ok=True)
             sha256, size = entry["sha256"], entry["size"]
-            if self.local_copies.copy(sha256, size, target):
+            if self.local_copies.copy(sha256, size, target, bool(entry.get("executable"))):
                 self._placed(entry, target, size)
             elif size <= batches.SMALL_FILE and sha256 not in planned:
                 planned.add(sha256)
@@ -464,7 +468,8 @@ class NgshareClient:
         for group in batches.group(batchable, lambda job: job[0]["size"]):
             self._download_batch(course, group)
         for entry, target in later:
-            self.download_blob(course, entry["sha256"], entry["size"], target)
+            executable = bool(entry.get("executable"))
+            self.download_blob(course, entry["sha256"], entry["size"], target, executable)
             self._placed(entry, target, 0)
         return [target for _entry, target in jobs]
 
@@ -529,13 +534,16 @@ class NgshareClient:
         self.progress.file_done(entry["path"])
         return target
 
-    def download_blob(self, course: str, sha256: str, size: int, target: Path) -> None:
+    def download_blob(
+        self, course: str, sha256: str, size: int, target: Path, executable: bool = False
+    ) -> None:
         """Stream one blob into `target`, resuming after a dropped connection, hash checked.
 
         A blob this client already wrote is copied from there instead, so
-        identical files cross the network once.
+        identical files cross the network once (`executable`: the caller will
+        make it executable, so it must be a copy of its own, never a link).
         """
-        if self.local_copies.copy(sha256, size, Path(target)):
+        if self.local_copies.copy(sha256, size, Path(target), executable):
             self.progress.advance(size)
             return
         digest: Any = hashlib.sha256()
