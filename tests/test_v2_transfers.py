@@ -7,9 +7,11 @@ import os
 import tarfile
 import zipfile
 
+import anyio
 import httpx
 import pytest
 
+from ngshare.api.v2.transfer import SEND_CHUNK, file_pieces
 from ngshare.client import ClientError, NgshareClient, scan_tree
 from tests.servers import token_for
 from tests.v1util import ok
@@ -288,3 +290,37 @@ def test_identical_files_are_downloaded_once_per_client(server, client_for, cour
     detail = inst.submission(course, "ps1", "stu1", inst.submissions(course, "ps1")[0]["id"])
     inst.download_tree(course, detail["files"], tmp_path / "again")
     assert (tmp_path / "again" / "data.bin").read_bytes() == shared
+
+
+def _read_all(path, start=0, stop=None):
+    async def collect():
+        return [bytes(piece) async for piece in file_pieces(path, start, stop)]
+
+    return anyio.run(collect)
+
+
+def test_file_pieces_read_cached_bytes_on_the_loop_and_the_rest_on_threads(tmp_path, monkeypatch):
+    """Downloads read what the page cache holds without a thread; the disk, on a thread."""
+    data = os.urandom(3 * SEND_CHUNK + 1234)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    flags = []
+    real_preadv = os.preadv
+
+    def preadv(fd, buffers, offset, *flag):
+        flags.append(flag[0] if flag else None)
+        return real_preadv(fd, buffers, offset, *flag)
+
+    monkeypatch.setattr(os, "preadv", preadv)
+    pieces = _read_all(path)
+    assert b"".join(pieces) == data and max(map(len, pieces)) <= SEND_CHUNK
+    assert flags and None not in flags  # all from the page cache, no thread hop
+    assert b"".join(_read_all(path, 1000, 2 * SEND_CHUNK + 7)) == data[1000 : 2 * SEND_CHUNK + 7]
+
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # out of the page cache
+    os.close(fd)
+    flags.clear()
+    assert b"".join(_read_all(path)) == data
+    assert None in flags  # at least one piece came from the disk, on a worker thread

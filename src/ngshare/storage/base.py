@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 CHUNK = 1024 * 1024
@@ -130,6 +131,10 @@ class BlobStore(Protocol):
         """A readable binary file of the blob; FileNotFoundError when missing."""
 
     def iter_chunks(self, sha256: str, chunk_size: int = CHUNK) -> Iterator[bytes]: ...
+
+    def local_file(self, sha256: str) -> Path | None:
+        """The blob's file on this machine when the store has one (downloads then read it
+        straight from the page cache); None for remote stores."""
 
     def delete(self, sha256: str) -> None:
         """Remove a blob; no error when it is already gone."""

@@ -98,6 +98,9 @@ class LocalBlobStore:
     def open(self, sha256: str) -> BinaryIO:
         return self.path_for(sha256).open("rb")
 
+    def local_file(self, sha256: str) -> Path:
+        return self.path_for(sha256)
+
     def iter_chunks(self, sha256: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         with self.open(sha256) as handle:
             while chunk := handle.read(chunk_size):

@@ -79,6 +79,9 @@ class S3BlobStore:
             raise FileNotFoundError(sha256)
         return S3Reader(self, self.blob_key(sha256), size)  # type: ignore[return-value]
 
+    def local_file(self, sha256: str) -> None:
+        return None
+
     def iter_chunks(self, sha256: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         try:
             body = self.s3.get_object(Bucket=self.bucket, Key=self.blob_key(sha256))["Body"]

@@ -16,7 +16,7 @@ costs more server time than the bytes do. So small blobs travel together:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import anyio
 from fastapi import APIRouter, Request
@@ -27,7 +27,7 @@ from starlette.requests import ClientDisconnect
 from ngshare.api.v2.blobs import begin_upload, check_file_count, check_sha256
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.schemas import HashList
-from ngshare.api.v2.transfer import SEND_CHUNK
+from ngshare.api.v2.transfer import SEND_CHUNK, blob_pieces
 from ngshare.config import Limits
 from ngshare.domain.access import readable_blobs
 from ngshare.errors import BadRequest, NotFound, TooLarge
@@ -239,11 +239,11 @@ def download_batch(body: HashList, ctx: CourseMember, state: State) -> Streaming
     )
 
 
-def _concatenated(store: BlobStore, hashes: list[str]) -> Iterator[bytes]:
+async def _concatenated(store: BlobStore, hashes: list[str]) -> AsyncIterator[bytes | memoryview]:
     """Blob after blob, small ones gathered so each piece sent is about SEND_CHUNK bytes."""
     pending = bytearray()
     for sha256 in hashes:
-        for chunk in store.iter_chunks(sha256, SEND_CHUNK):
+        async for chunk in blob_pieces(store, sha256):
             if not pending and len(chunk) >= SEND_CHUNK:
                 yield chunk  # a whole chunk of a large blob: no copy
                 continue
