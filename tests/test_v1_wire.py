@@ -108,6 +108,13 @@ def test_percent_decoding_matches_urllib(raw, seed):
     assert bytes(out) == raw
 
 
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from([b"%", b"%3D", b"%3d", b"%zz", b"%4", b"=", b"+", b"a", b"\n"])))
+def test_any_mix_of_escapes_decodes_as_urllib_does(parts):
+    text = b"".join(parts)
+    assert unquote_plus_bytes(text) == unquote_to_bytes(text.replace(b"+", b" "))
+
+
 @given(st.binary(max_size=100))
 def test_unusual_escapes_fall_back_to_urllib(raw):
     text = raw.replace(b"%", b"%25") + b"%zz%4"

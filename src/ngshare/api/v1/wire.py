@@ -40,23 +40,28 @@ WHITESPACE = b" \t\r\n"
 WHITESPACE_BYTES = [bytes([c]) for c in WHITESPACE]
 
 
-FORM_TO_QP = bytes.maketrans(b"+%", b" =")
-
-
 def unquote_plus_bytes(data: bytes) -> bytes:
     """Form-decode bytes: `+` is a space, `%XX` a byte (what urllib does, much faster).
 
     Mapping `%` to `=` turns form encoding into quoted-printable, which
     `binascii.a2b_qp` decodes in C. Should the input hold anything
-    quoted-printable reads differently (a raw `=`, a line break, an escape that
-    is not two hex digits), the output length gives it away and urllib decodes.
+    quoted-printable reads differently (a raw `=`, a line break), urllib
+    decodes. An escape that is not two hex digits stays a literal `=` in
+    a2b_qp's output (but for a `%` that ends the input, which it drops), so
+    an output without `=` was decoded right; one with `=` (a decoded `%3D`,
+    the end of a base64 text) is checked by its length.
+    Only memchr-speed scans run on the usual 1 MiB of base64 (`in`, not
+    `count`; `replace`, not `translate`): this runs on every v1 upload byte.
     """
-    escapes = data.count(b"%")
-    if not escapes:
-        return data.replace(b"+", b" ")
+    if b"%" not in data:
+        return data.replace(b"+", b" ") if b"+" in data else data
     if b"=" not in data and b"\n" not in data and b"\r" not in data:
-        decoded = binascii.a2b_qp(data.translate(FORM_TO_QP))
-        if len(decoded) == len(data) - 2 * escapes:
+        quoted = data.replace(b"%", b"=")
+        if b"+" in quoted:
+            quoted = quoted.replace(b"+", b" ")
+        decoded = binascii.a2b_qp(quoted)
+        unchecked = b"=" not in decoded and not data.endswith(b"%")  # a2b_qp drops an end "="
+        if unchecked or len(decoded) == len(data) - 2 * data.count(b"%"):
             return decoded
     return unquote_to_bytes(data.replace(b"+", b" "))
 
