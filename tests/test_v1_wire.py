@@ -3,16 +3,20 @@
 import base64
 import hashlib
 import json
+import os
 import random
 import re
 from urllib.parse import unquote_to_bytes, urlencode
 
+import anyio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ngshare.api.v1.form import FormDecoder
 from ngshare.api.v1.wire import PercentDecoder, unquote_plus_bytes
 from ngshare.config import Limits
+from ngshare.domain.filesets import ListedFile, v1_tree_json
+from ngshare.storage import LocalBlobStore, hash_bytes
 from ngshare.storage.base import Hashes
 
 
@@ -135,3 +139,23 @@ def test_errors_are_kept_for_later_and_stagings_dropped():
         assert decoder.files.error.message == message
     truncated = urlencode({"files": json.dumps([{"path": "a", "content": good}])[:-5]}).encode()
     assert decode(truncated, []).files.error.message == "Files cannot be JSON decoded"
+
+
+def test_answer_encodes_right_when_reads_end_mid_group(tmp_path):
+    """Only part of a blob is in the page cache: the short read ends inside a 3-byte
+    base64 group, which must carry over to the next piece."""
+    store = LocalBlobStore(tmp_path)
+    data = os.urandom(3 * 2**20 + 5)
+    digest = hash_bytes(data)
+    store.put_bytes(data, digest)
+    fd = os.open(store.local_file(digest.sha256), os.O_RDONLY)
+    os.posix_fadvise(fd, 5 * 4096, 0, os.POSIX_FADV_DONTNEED)  # 20480 bytes stay cached
+    os.close(fd)
+    files = [ListedFile("data.bin", digest.sha256, digest.md5, len(data))]
+
+    async def answer() -> bytes:
+        return b"".join([piece async for piece in v1_tree_json(store, files, False, {})])
+
+    body = json.loads(anyio.run(answer))
+    assert body["files"][0]["checksum"] == digest.md5
+    assert base64.b64decode(body["files"][0]["content"]) == data

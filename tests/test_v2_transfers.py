@@ -11,8 +11,8 @@ import anyio
 import httpx
 import pytest
 
-from ngshare.api.v2.transfer import SEND_CHUNK, file_pieces
 from ngshare.client import ClientError, NgshareClient, scan_tree
+from ngshare.storage.pieces import SEND_CHUNK, file_pieces
 from tests.servers import token_for
 from tests.v1util import ok
 

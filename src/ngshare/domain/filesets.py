@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 import pybase64
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from ngshare.db.engine import Database
 from ngshare.db.models import Blob, FileEntry, FileSet
 from ngshare.storage import BlobStore, Digest, hash_bytes
+from ngshare.storage.pieces import blob_pieces
 
 B64_CHUNK = 3 * 256 * 1024  # a multiple of 3, so chunks encode independently
 
@@ -168,10 +169,15 @@ def _md5_of(store: BlobStore, sha256: str) -> str:
     return digest.hexdigest()
 
 
-def v1_tree_json(
+async def v1_tree_json(
     store: BlobStore, files: list[ListedFile], list_only: bool, extra: dict[str, str]
-) -> Iterator[bytes]:
-    """Stream `{"success": true, ..., "files": [...]}` without holding any file whole."""
+) -> AsyncIterator[bytes]:
+    """Stream `{"success": true, ..., "files": [...]}` without holding any file whole.
+
+    Asynchronous, so the bytes come from the page cache on the event loop
+    (`blob_pieces`) instead of a worker-thread round trip per megabyte; the
+    encoding (pybase64, SIMD) takes a fraction of a millisecond per piece.
+    """
     head = {"success": True, **extra}
     yield json.dumps(head)[:-1].encode() + b', "files": ['
     for index, item in enumerate(files):
@@ -181,8 +187,14 @@ def v1_tree_json(
             yield prefix + entry.encode()
             continue
         yield prefix + entry[:-1].encode() + b', "content": "'
-        with store.open(item.sha256) as handle:
-            while chunk := handle.read(B64_CHUNK):
-                yield pybase64.b64encode(chunk)  # SIMD: ~2.5x base64 here
+        carry = b""  # base64 encodes 3 bytes at a time; a short read may split a group
+        async for piece in blob_pieces(store, item.sha256, piece=B64_CHUNK):
+            data = carry + piece if carry else piece
+            usable = len(data) - len(data) % 3
+            carry = bytes(data[usable:])
+            if usable:
+                yield pybase64.b64encode(data[:usable])
+        if carry:
+            yield pybase64.b64encode(carry)
         yield b'"}'
     yield b"]}"

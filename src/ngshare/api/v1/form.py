@@ -123,8 +123,8 @@ async def read_form(request: Request, decoder: FormDecoder, limit: int) -> None:
     if declared and declared.isdigit() and int(declared) > limit:
         raise TooLarge(message)
     content_type = request.headers.get("content-type", FORM_TYPE).split(";")[0].strip()
-    batch = bytearray()
-    size = 0
+    batch: list[bytes] = []  # joined once per BATCH: one copy, not a growing buffer's
+    batched = size = 0
     try:
         async for chunk in request.stream():
             if chunk and content_type != FORM_TYPE:
@@ -134,12 +134,13 @@ async def read_form(request: Request, decoder: FormDecoder, limit: int) -> None:
             size += len(chunk)
             if size > limit:
                 raise TooLarge(message)
-            batch += chunk
-            if len(batch) >= BATCH:
-                await anyio.to_thread.run_sync(decoder.feed, bytes(batch))
-                batch = bytearray()
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= BATCH:
+                await anyio.to_thread.run_sync(decoder.feed, b"".join(batch))
+                batch, batched = [], 0
     except ClientDisconnect:
         raise BadRequest("Client disconnected before the request body was complete") from None
     if batch:
-        await anyio.to_thread.run_sync(decoder.feed, bytes(batch))
+        await anyio.to_thread.run_sync(decoder.feed, b"".join(batch))
     decoder.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -13,5 +13,5 @@ def ok(**fields: object) -> JSONResponse:
     return JSONResponse({"success": True, **fields})
 
 
-def streamed(body: Iterator[bytes]) -> StreamingResponse:
+def streamed(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(body, media_type=JSON)

@@ -27,12 +27,12 @@ from starlette.requests import ClientDisconnect
 from ngshare.api.v2.blobs import begin_upload, check_file_count, check_sha256
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.schemas import HashList
-from ngshare.api.v2.transfer import SEND_CHUNK, blob_pieces
 from ngshare.config import Limits
 from ngshare.domain.access import readable_blobs
 from ngshare.errors import BadRequest, NotFound, TooLarge
 from ngshare.storage import BlobStore, Digest, HashMismatch, hash_bytes
 from ngshare.storage.base import CHUNK
+from ngshare.storage.pieces import SEND_CHUNK, blob_pieces
 
 router = APIRouter(tags=["v2: blobs"])
 

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import errno
-import os
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 from urllib.parse import quote
 
-import anyio
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
-from starlette.concurrency import iterate_in_threadpool
 
 from ngshare.domain.archives import FORMATS, Entry, stream_archive
 from ngshare.errors import BadRequest, NgshareError
 from ngshare.storage import BlobStore
+from ngshare.storage.pieces import blob_pieces
+
+__all__ = ["archive_response", "blob_response"]
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-# Bytes read per step of a download. Each piece waits in the connection's send buffer
-# while the client reads it, so at a deadline's 32+ downloads in flight this size times
-# the downloads is what the server holds; 256 KiB keeps that near 10 MB.
-SEND_CHUNK = 256 * 1024
-NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux: read only what the page cache holds
 
 
 def blob_response(request: Request, store: BlobStore, sha256: str, size: int) -> Response:
@@ -66,71 +59,6 @@ def _parse_range(value: str, size: int) -> tuple[int, int]:
             reason="range_not_satisfiable",
         )
     return start, end
-
-
-def blob_pieces(
-    store: BlobStore, sha256: str, start: int = 0, stop: int | None = None
-) -> AsyncIterator[bytes | memoryview]:
-    """The blob's bytes [start, stop) in pieces of at most SEND_CHUNK."""
-    local = store.local_file(sha256)
-    if local is not None:
-        return file_pieces(local, start, stop)
-    return iterate_in_threadpool(_read_range(store, sha256, start, stop))
-
-
-async def file_pieces(
-    path: Path, start: int = 0, stop: int | None = None
-) -> AsyncIterator[memoryview]:
-    """A local file's bytes [start, stop), read on the event loop while the page cache
-    holds them.
-
-    A synchronous generator behind StreamingResponse costs a worker-thread
-    round trip per piece: 80 of them for a 20 MB dataset, several times what
-    copying the bytes costs. `preadv(RWF_NOWAIT)` returns only bytes already
-    in memory and never waits for the disk; a piece that needs the disk is
-    read on a worker thread, as before. A new buffer per piece: the transport
-    may keep a reference to what it has not sent yet.
-    """
-    fd = await anyio.to_thread.run_sync(os.open, path, os.O_RDONLY)
-    try:
-        if stop is None:
-            stop = os.fstat(fd).st_size
-        position, nowait = start, NOWAIT
-        while position < stop:
-            buffer = bytearray(min(SEND_CHUNK, stop - position))
-            got = 0
-            if nowait is not None:
-                try:
-                    got = os.preadv(fd, [buffer], position, nowait)
-                except BlockingIOError:
-                    got = 0
-                except OSError as exc:
-                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                        raise
-                    nowait = None  # this filesystem cannot: threads from now on
-            if got == 0:
-                got = await anyio.to_thread.run_sync(os.preadv, fd, [buffer], position)
-                if got == 0:
-                    break  # the file ends early: the response comes up short
-            position += got
-            yield memoryview(buffer)[:got]
-    finally:
-        os.close(fd)
-
-
-def _read_range(store: BlobStore, sha256: str, start: int, stop: int | None) -> Iterator[bytes]:
-    with store.open(sha256) as handle:
-        if stop is None:
-            handle.seek(0, os.SEEK_END)
-            stop = handle.tell()
-        handle.seek(start)
-        remaining = stop - start
-        while remaining > 0:
-            chunk = handle.read(min(SEND_CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
 
 
 def archive_response(

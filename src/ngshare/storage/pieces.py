@@ -1,0 +1,93 @@
+"""Reading blobs for responses: from the page cache on the event loop when possible.
+
+Shared by v2 downloads and v1's JSON answers, which both stream stored bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+from starlette.concurrency import iterate_in_threadpool
+
+from ngshare.storage.base import BlobStore
+
+# Bytes read per step of a download. Each piece waits in the connection's send buffer
+# while the client reads it, so at a deadline's 32+ downloads in flight this size times
+# the downloads is what the server holds; 256 KiB keeps that near 10 MB.
+SEND_CHUNK = 256 * 1024
+NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux: read only what the page cache holds
+
+
+def blob_pieces(
+    store: BlobStore,
+    sha256: str,
+    start: int = 0,
+    stop: int | None = None,
+    piece: int = SEND_CHUNK,
+) -> AsyncIterator[bytes | memoryview]:
+    """The blob's bytes [start, stop) in pieces of at most `piece` bytes."""
+    local = store.local_file(sha256)
+    if local is not None:
+        return file_pieces(local, start, stop, piece)
+    return iterate_in_threadpool(_read_range(store, sha256, start, stop, piece))
+
+
+async def file_pieces(
+    path: Path, start: int = 0, stop: int | None = None, piece: int = SEND_CHUNK
+) -> AsyncIterator[memoryview]:
+    """A local file's bytes [start, stop), read on the event loop while the page cache
+    holds them.
+
+    A synchronous generator behind StreamingResponse costs a worker-thread
+    round trip per piece: 80 of them for a 20 MB dataset, several times what
+    copying the bytes costs. `preadv(RWF_NOWAIT)` returns only bytes already
+    in memory and never waits for the disk; a piece that needs the disk is
+    read on a worker thread, as before. A new buffer per piece: the transport
+    may keep a reference to what it has not sent yet.
+    """
+    fd = await anyio.to_thread.run_sync(os.open, path, os.O_RDONLY)
+    try:
+        if stop is None:
+            stop = os.fstat(fd).st_size
+        position, nowait = start, NOWAIT
+        while position < stop:
+            buffer = bytearray(min(piece, stop - position))
+            got = 0
+            if nowait is not None:
+                try:
+                    got = os.preadv(fd, [buffer], position, nowait)
+                except BlockingIOError:
+                    got = 0
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                        raise
+                    nowait = None  # this filesystem cannot: threads from now on
+            if got == 0:
+                got = await anyio.to_thread.run_sync(os.preadv, fd, [buffer], position)
+                if got == 0:
+                    break  # the file ends early: the response comes up short
+            position += got
+            yield memoryview(buffer)[:got]
+    finally:
+        os.close(fd)
+
+
+def _read_range(
+    store: BlobStore, sha256: str, start: int, stop: int | None, piece: int
+) -> Iterator[bytes]:
+    with store.open(sha256) as handle:
+        if stop is None:
+            handle.seek(0, os.SEEK_END)
+            stop = handle.tell()
+        handle.seek(start)
+        remaining = stop - start
+        while remaining > 0:
+            chunk = handle.read(min(piece, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
