@@ -28,3 +28,10 @@ class AppState:
 
 def get_state(request: Request) -> AppState:
     return request.app.state.ngshare
+
+
+async def state_dependency(request: Request) -> AppState:
+    """`get_state` as a route dependency. Async, as every dependency that does no
+    blocking work: FastAPI runs a plain `def` dependency on a worker thread, a round
+    trip that cost more than most of these do."""
+    return request.app.state.ngshare

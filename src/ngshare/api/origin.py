@@ -12,11 +12,11 @@ def _origin(request: Request, api: str) -> Origin:
     return Origin(remote_address(request.headers.get("x-forwarded-for"), host), api)
 
 
-def v1_origin(request: Request) -> Origin:
+async def v1_origin(request: Request) -> Origin:
     return _origin(request, "v1")
 
 
-def v2_origin(request: Request) -> Origin:
+async def v2_origin(request: Request) -> Origin:
     return _origin(request, "v2")
 
 

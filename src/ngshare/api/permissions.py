@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select
 from ngshare.auth import User
 from ngshare.db.models import Course, Member
 from ngshare.errors import BadRequest, NotFound, PermissionDenied
-from ngshare.state import AppState, get_state
+from ngshare.state import AppState, state_dependency
 
 MAX_NAME_LENGTH = 255
 
@@ -83,33 +83,35 @@ class Permissions:
         def course_context(
             course: Annotated[str, Path(description="Course name")],
             user: CurrentUser,
-            state: AppState = Depends(get_state),
+            state: AppState = Depends(state_dependency),
         ) -> CourseContext:
             return load_course_context(state, course, user)
 
         Context = Annotated[CourseContext, Depends(course_context)]
 
-        def admin_user(user: CurrentUser) -> User:
+        # The checks below only read the context: async, so no worker-thread round trip.
+
+        async def admin_user(user: CurrentUser) -> User:
             if not user.admin:
                 raise PermissionDenied()
             return user
 
-        def course_admin(ctx: Context) -> CourseContext:
+        async def course_admin(ctx: Context) -> CourseContext:
             if not ctx.user.admin:
                 raise PermissionDenied()
             return ctx
 
-        def course_member(ctx: Context) -> CourseContext:
+        async def course_member(ctx: Context) -> CourseContext:
             if not ctx.is_member:
                 raise PermissionDenied()
             return ctx
 
-        def course_instructor(ctx: Context) -> CourseContext:
+        async def course_instructor(ctx: Context) -> CourseContext:
             if not ctx.is_instructor:
                 raise PermissionDenied()
             return ctx
 
-        def instructor_or_self(
+        async def instructor_or_self(
             student: Annotated[str, Path(description="Student user name")], ctx: Context
         ) -> CourseContext:
             """Instructors, or the student named in the path while they belong to the course."""

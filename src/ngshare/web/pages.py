@@ -34,7 +34,7 @@ from ngshare.api.permissions import CourseContext, load_course_context
 from ngshare.auth import User
 from ngshare.auth.session import check_csrf, csrf_token, session_credential
 from ngshare.errors import NgshareError, NotFound, PermissionDenied, Unauthenticated
-from ngshare.state import AppState, get_state
+from ngshare.state import AppState, get_state, state_dependency
 from ngshare.timestamps import format_v1
 
 log = logging.getLogger("ngshare.web")
@@ -220,7 +220,7 @@ def redirect(
 # Dependencies
 
 
-async def current_viewer(request: Request, state: AppState = Depends(get_state)) -> Viewer:
+async def current_viewer(request: Request, state: AppState = Depends(state_dependency)) -> Viewer:
     credential = session_credential(request, state.signer)
     if not credential:
         raise LoginRequired()
@@ -233,7 +233,7 @@ async def current_viewer(request: Request, state: AppState = Depends(get_state))
 
 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
-State = Annotated[AppState, Depends(get_state)]
+State = Annotated[AppState, Depends(state_dependency)]
 
 
 async def checked_form(request: Request, viewer: ViewerDep, state: State) -> FormData:

@@ -22,7 +22,7 @@ from ngshare.api.v1.wire import FilesResult, StagedEntry
 from ngshare.auth import User, authenticate
 from ngshare.auth.dev import DevAuthenticator
 from ngshare.errors import BadRequest
-from ngshare.state import AppState, get_state
+from ngshare.state import AppState, state_dependency
 
 
 class Args(dict[str, str]):
@@ -52,7 +52,9 @@ class Args(dict[str, str]):
         return self.files.entries
 
 
-async def v1_args(request: Request, state: AppState = Depends(get_state)) -> AsyncIterator[Args]:
+async def v1_args(
+    request: Request, state: AppState = Depends(state_dependency)
+) -> AsyncIterator[Args]:
     """The request's fields; uploaded files are staged, and dropped after the response
     unless the route committed them."""
     args = Args(request.query_params.items())
@@ -76,7 +78,7 @@ async def v1_args(request: Request, state: AppState = Depends(get_state)) -> Asy
 
 
 async def current_user(
-    request: Request, args: Args = Depends(v1_args), state: AppState = Depends(get_state)
+    request: Request, args: Args = Depends(v1_args), state: AppState = Depends(state_dependency)
 ) -> User:
     known = getattr(request.state, "ngshare_user", None)
     if known is not None:
@@ -93,6 +95,6 @@ CourseMember = v1.CourseMember
 CourseInstructor = v1.CourseInstructor
 InstructorOrSelf = v1.InstructorOrSelf
 V1Args = Annotated[Args, Depends(v1_args)]
-State = Annotated[AppState, Depends(get_state)]
+State = Annotated[AppState, Depends(state_dependency)]
 
 __all__ = ["User", "check_name"]

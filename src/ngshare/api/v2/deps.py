@@ -10,10 +10,10 @@ from fastapi import Depends, Request
 
 from ngshare.api.permissions import Permissions
 from ngshare.auth import User, authenticate
-from ngshare.state import AppState, get_state
+from ngshare.state import AppState, state_dependency
 
 
-async def current_user(request: Request, state: AppState = Depends(get_state)) -> User:
+async def current_user(request: Request, state: AppState = Depends(state_dependency)) -> User:
     return await authenticate(state.authenticator, state.signer, request, {})
 
 
@@ -22,4 +22,4 @@ CurrentUser = v2.CurrentUser
 CourseMember = v2.CourseMember
 CourseInstructor = v2.CourseInstructor
 InstructorOrSelf = v2.InstructorOrSelf
-State = Annotated[AppState, Depends(get_state)]
+State = Annotated[AppState, Depends(state_dependency)]
