@@ -34,4 +34,4 @@ async def state_dependency(request: Request) -> AppState:
     """`get_state` as a route dependency. Async, as every dependency that does no
     blocking work: FastAPI runs a plain `def` dependency on a worker thread, a round
     trip that cost more than most of these do."""
-    return request.app.state.ngshare
+    return get_state(request)
