@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     storage_dir: Path | None = Field(
         None, description="Directory of the local blob store. Default: <data-dir>/blobs."
     )
+    storage_direct_io_mb: int = Field(
+        64,
+        ge=0,
+        description="Local store: uploads of at least this many MiB are written with O_DIRECT, "
+        "past the page cache (Linux; 0: never).",
+    )
     s3_bucket: str | None = Field(None, description="Bucket of the S3 blob store.")
     s3_prefix: str = Field("ngshare", description="Key prefix inside the bucket.")
     s3_endpoint_url: str | None = Field(

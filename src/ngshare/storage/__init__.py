@@ -25,4 +25,4 @@ def open_store(settings) -> BlobStore:
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
         )
-    return LocalBlobStore(settings.storage_dir)
+    return LocalBlobStore(settings.storage_dir, direct_min=settings.storage_direct_io_mb * 2**20)

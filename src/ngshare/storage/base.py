@@ -121,8 +121,11 @@ class BlobStore(Protocol):
         `md5=False` skips the md5 (v1 uploads: most of a resubmission is bytes
         already stored, whose md5 is known; new blobs get it on first v1 read)."""
 
-    def begin_upload(self, sha256: str, key: str) -> Upload:
-        """Start or continue receiving blob `sha256` for uploader `key`."""
+    def begin_upload(self, sha256: str, key: str, size: int | None = None) -> Upload:
+        """Start or continue receiving blob `sha256` for uploader `key`.
+
+        `size`, the blob's whole size when known, lets a store choose how to
+        write (the local store writes large blobs past the page cache)."""
 
     def upload_offset(self, sha256: str, key: str) -> int:
         """Bytes held for an unfinished upload (0 when there is none)."""

@@ -23,15 +23,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ngshare.storage.base import CHUNK, Digest, Hashes, HashMismatch, UploadBusy
+from ngshare.storage.direct import DirectAppender, open_direct
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+DIRECT_MIN = 64 * 1024 * 1024
 
 
 class LocalBlobStore:
-    def __init__(self, root: Path) -> None:
+    """Blobs under `root`; uploads of `direct_min` bytes or more skip the page cache (0: never)."""
+
+    def __init__(self, root: Path, direct_min: int = DIRECT_MIN) -> None:
         self.root = Path(root)
         self.tmp = self.root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self.direct_min = direct_min
 
     def path_for(self, sha256: str) -> Path:
         if not SHA256_RE.match(sha256):
@@ -86,8 +91,9 @@ class LocalBlobStore:
     def stage(self, md5: bool = True) -> LocalStaging:
         return LocalStaging(self, md5)
 
-    def begin_upload(self, sha256: str, key: str) -> LocalUpload:
-        return LocalUpload(self, sha256, self._partial_path(sha256, key))
+    def begin_upload(self, sha256: str, key: str, size: int | None = None) -> LocalUpload:
+        direct = size is not None and 0 < self.direct_min <= size
+        return LocalUpload(self, sha256, self._partial_path(sha256, key), direct)
 
     def upload_offset(self, sha256: str, key: str) -> int:
         try:
@@ -180,10 +186,13 @@ class LocalUpload:
     """An upload appended to `tmp/partial-<sha256>-<uploader>`, renamed into place when whole.
 
     The sha256 is computed while the bytes arrive; an upload resumed in a later
-    request re-reads what it already holds once, at the start.
+    request re-reads what it already holds once, at the start. `direct`: a
+    large upload, appended with O_DIRECT where the filesystem allows it.
     """
 
-    def __init__(self, store: LocalBlobStore, sha256: str, partial: Path) -> None:
+    def __init__(
+        self, store: LocalBlobStore, sha256: str, partial: Path, direct: bool = False
+    ) -> None:
         self.store = store
         self.sha256 = sha256
         self.partial = partial
@@ -199,17 +208,28 @@ class LocalUpload:
             with partial.open("rb") as existing:
                 while chunk := existing.read(CHUNK):
                     self.hasher.update(chunk)
+        self.appender: DirectAppender | None = None
+        if direct:
+            self.appender = open_direct(partial, self.handle.fileno(), self.offset)
 
     def write(self, data: bytes) -> None:
-        self.handle.write(data)
+        if self.appender is None:
+            self.handle.write(data)
+        else:
+            self.appender.write(data)
         self.hasher.update(data)
         self.offset += len(data)
+
+    def _close_appender(self, keep: bool = True) -> None:
+        if self.appender is not None:
+            self.appender.close(keep)
 
     def finish(self) -> Digest:
         actual = self.hasher.hexdigest()
         if actual != self.sha256:
             self.abort()
             raise HashMismatch(self.sha256, actual)
+        self._close_appender()
         self.handle.flush()
         os.fsync(self.handle.fileno())
         self.handle.close()
@@ -218,10 +238,13 @@ class LocalUpload:
 
     def suspend(self) -> None:
         if not self.handle.closed:
+            self._close_appender()
             self.handle.flush()
             self.handle.close()
 
     def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._close_appender(keep=False)
         _close_quietly(self.handle)
         self.partial.unlink(missing_ok=True)
 

@@ -155,7 +155,7 @@ class S3BlobStore:
     def stage(self, md5: bool = True) -> S3Staging:
         return S3Staging(self, md5)
 
-    def begin_upload(self, sha256: str, key: str) -> S3Upload:
+    def begin_upload(self, sha256: str, key: str, size: int | None = None) -> S3Upload:
         return S3Upload(self, sha256, self._partial_key(sha256, key))
 
     def upload_offset(self, sha256: str, key: str) -> int:

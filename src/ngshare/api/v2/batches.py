@@ -191,11 +191,11 @@ class SmallBlobs:
 
 
 async def _store_streamed(reader: BodyReader, store: BlobStore, blob: BatchBlob, user: str) -> None:
-    upload = await begin_upload(store, blob.sha256, user)
+    upload = await begin_upload(store, blob.sha256, user, blob.size)
     try:
         if upload.offset:  # an interrupted single-blob upload: start that one afresh
             await anyio.to_thread.run_sync(upload.abort)
-            upload = await begin_upload(store, blob.sha256, user)
+            upload = await begin_upload(store, blob.sha256, user, blob.size)
         async for piece in reader.pieces(blob.size):
             await anyio.to_thread.run_sync(upload.write, piece)
         await anyio.to_thread.run_sync(upload.finish)

@@ -79,7 +79,7 @@ async def upload_blob(
         raise TooLarge(f"The file exceeds the largest file limit of {mib} MiB")
     if await anyio.to_thread.run_sync(state.store.touch, sha256):
         return JSONResponse(BlobStored(sha256=sha256, size=size).model_dump(), status_code=200)
-    upload = await begin_upload(state.store, sha256, ctx.user.name)
+    upload = await begin_upload(state.store, sha256, ctx.user.name, size)
     if upload.offset != offset:
         held = upload.offset
         await anyio.to_thread.run_sync(upload.suspend)
@@ -111,10 +111,10 @@ async def upload_blob(
     return JSONResponse(BlobStored(sha256=sha256, size=digest.size).model_dump(), status_code=201)
 
 
-async def begin_upload(store: BlobStore, sha256: str, uploader: str) -> Upload:
+async def begin_upload(store: BlobStore, sha256: str, uploader: str, size: int) -> Upload:
     """Start or continue the uploader's upload of a blob; 409 while another request has it."""
     try:
-        return await anyio.to_thread.run_sync(store.begin_upload, sha256, uploader)
+        return await anyio.to_thread.run_sync(store.begin_upload, sha256, uploader, size)
     except UploadBusy:
         raise Conflict(
             "This file is being uploaded by another request of yours; wait for it",

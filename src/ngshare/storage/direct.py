@@ -1,0 +1,90 @@
+"""Appending a large upload to its partial file with O_DIRECT, past the page cache.
+
+Why: a multi-gigabyte upload written the ordinary way is copied into freshly
+allocated page-cache pages, then written back, then fsynced. On the
+benchmark VM that copy into new pages ran at about 0.5 GB/s while `dd
+oflag=direct` wrote 2.7 GB/s, and the cached copy of a dataset evicts the
+course's small, hot files for bytes that are fsynced and rarely read back
+at once. Large-object stores write big objects this way for the same reasons
+(MinIO does). Small files keep the page cache: they are read again soon.
+
+O_DIRECT wants block-aligned memory, file offsets and lengths. Bytes are
+gathered in a page-aligned buffer and written a whole number of blocks at a
+time; the head of a resumed upload up to the next block boundary and the
+tail that does not fill a block go through the ordinary descriptor.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+from pathlib import Path
+
+ALIGN = 4096  # a multiple of every logical block size in use (512, 4096)
+BUFFER = 4 * 1024 * 1024
+O_DIRECT = getattr(os, "O_DIRECT", 0)  # Linux; elsewhere uploads use the page cache
+
+
+class DirectAppender:
+    """Appends to `path` from `offset` on; `fd` is an ordinary descriptor of the same file."""
+
+    def __init__(self, path: Path, fd: int, offset: int) -> None:
+        self.direct_fd = os.open(path, os.O_WRONLY | O_DIRECT)
+        self.fd = fd
+        self.position = offset  # where the buffer's first byte belongs
+        self.buffer = mmap.mmap(-1, BUFFER)
+        self.view = memoryview(self.buffer)
+        self.filled = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        data = memoryview(data).cast("B")
+        if self.position % ALIGN and not self.filled and data:
+            head = data[: -self.position % ALIGN]
+            _write_all(self.fd, head, self.position)
+            self.position += len(head)
+            data = data[len(head) :]
+        while data:
+            taken = min(len(data), BUFFER - self.filled)
+            self.view[self.filled : self.filled + taken] = data[:taken]
+            self.filled += taken
+            data = data[taken:]
+            if self.filled == BUFFER:
+                _write_all(self.direct_fd, self.view, self.position)
+                self.position += BUFFER
+                self.filled = 0
+
+    def close(self, keep: bool = True) -> None:
+        """Write what is buffered (unless `keep` is False) and release the buffer."""
+        if self.buffer.closed:
+            return
+        try:
+            if keep and self.filled:
+                whole = self.filled - self.filled % ALIGN
+                _write_all(self.direct_fd, self.view[:whole], self.position)
+                _write_all(self.fd, self.view[whole : self.filled], self.position + whole)
+                self.position += self.filled
+        finally:
+            self.filled = 0
+            os.close(self.direct_fd)
+            self.view.release()
+            self.buffer.close()
+
+
+def open_direct(path: Path, fd: int, offset: int) -> DirectAppender | None:
+    """A DirectAppender, or None where the platform or filesystem has no O_DIRECT."""
+    if not O_DIRECT:
+        return None
+    try:
+        return DirectAppender(path, fd, offset)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+            return None
+        raise
+
+
+def _write_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        written = os.pwrite(fd, data, offset)
+        data = data[written:]
+        offset += written
