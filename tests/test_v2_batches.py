@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ngshare.client import NgshareClient
-from ngshare.client.local import BackgroundDigest, HashCache, LocalCopies
+from ngshare.client.local import BackgroundSink, HashCache, LocalCopies
 from ngshare.client.trees import scan_tree
 from tests.servers import token_for
 
@@ -220,11 +220,26 @@ def test_client_collects_many_trees_moving_each_blob_once(server, course, tmp_pa
     )
 
 
-def test_background_digest_matches_hashlib_and_stops_its_thread():
-    chunks = [os.urandom(n) for n in (0, 1, 70_000, 1 << 20)]
-    digest = BackgroundDigest(hashlib.sha256(), depth=2)
-    for chunk in chunks:
-        digest.update(chunk)
-    assert digest.hexdigest() == sha(b"".join(chunks))
-    digest.close()  # idempotent
-    assert not digest._thread.is_alive()
+def test_background_sink_writes_and_hashes_in_order_and_stops_its_thread(tmp_path):
+    chunks = [os.urandom(n) for n in (0, 1, 70_000, 1 << 20, 3, 65_536)]
+    with (tmp_path / "out").open("wb") as handle:
+        sink = BackgroundSink(handle, hashlib.sha256(), batch=100_000, depth=2)
+        for chunk in chunks:
+            sink.write(chunk)
+        assert sink.received == sum(map(len, chunks))
+        assert sink.hexdigest() == sha(b"".join(chunks))
+        sink.close()  # idempotent
+    assert not sink._thread.is_alive()
+    assert (tmp_path / "out").read_bytes() == b"".join(chunks)
+
+
+def test_background_sink_raises_a_failed_write(tmp_path):
+    with (tmp_path / "out").open("wb") as handle:
+        sink = BackgroundSink(handle, hashlib.sha256(), batch=10, depth=1)
+        handle.close()  # every write on the other thread now fails
+        with pytest.raises(ValueError, match="closed file"):
+            for _ in range(10):  # the failure surfaces at a later hand-off
+                sink.write(b"x" * 10)
+        with pytest.raises(ValueError):
+            sink.close()
+    assert not sink._thread.is_alive()

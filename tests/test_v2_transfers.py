@@ -324,3 +324,59 @@ def test_file_pieces_read_cached_bytes_on_the_loop_and_the_rest_on_threads(tmp_p
     flags.clear()
     assert b"".join(_read_all(path)) == data
     assert None in flags  # at least one piece came from the disk, on a worker thread
+
+
+class _CutStream(httpx.SyncByteStream):
+    def __init__(self, stream, cut: int) -> None:
+        self.stream = stream
+        self.cut = cut
+
+    def __iter__(self):
+        sent = 0
+        for chunk in self.stream:
+            if sent + len(chunk) >= self.cut:
+                yield chunk[: self.cut - sent]
+                raise httpx.ReadError("connection dropped (injected by the test)")
+            sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class DropFirstBlob(httpx.BaseTransport):
+    """The real transport to the real server, but the first blob download breaks off after
+    `cut` bytes, as a dropped connection does (no proxy here can cut a stream on cue)."""
+
+    def __init__(self, cut: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.cut = cut
+        self.ranges: list[str | None] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == "GET" and "/blobs/" in request.url.path:
+            self.ranges.append(request.headers.get("range"))
+            if len(self.ranges) == 1:
+                response.stream = _CutStream(response.stream, self.cut)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_dropped_download_resumes_with_a_range(
+    server, client_for, course, tmp_path, monkeypatch, background
+):
+    """A download cut mid-way continues from the bytes received, on both write paths."""
+    data = os.urandom(9 * 1024 * 1024 + 7)
+    client_for("inst1").release(course, "ps1", write_tree(tmp_path / "src", {"big.bin": data}))
+    if background:  # large downloads are written and hashed on a second thread
+        monkeypatch.setattr("ngshare.client.http.HASH_ALONGSIDE", 1024 * 1024)
+    cut = 5 * 1024 * 1024 + 3
+    transport = DropFirstBlob(cut)
+    with NgshareClient(server.url, token_for("stu1"), backoff=0.01, transport=transport) as stu:
+        stu.fetch_assignment(course, "ps1", tmp_path / "got")
+    assert (tmp_path / "got" / "big.bin").read_bytes() == data
+    assert transport.ranges == [None, f"bytes={cut}-"]

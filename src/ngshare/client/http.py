@@ -28,12 +28,12 @@ import httpx
 
 from ngshare.client import batches
 from ngshare.client.errors import ClientError
-from ngshare.client.local import BackgroundDigest, HashCache, LocalCopies
+from ngshare.client.local import BackgroundSink, HashCache, InlineSink, LocalCopies
 from ngshare.client.trees import LocalFile, NoProgress, Progress, safe_target, scan_tree
 
 RETRY_STATUSES = {502, 503, 504}
 UPLOAD_CHUNK = 4 * 1024 * 1024
-HASH_ALONGSIDE = 64 * 1024 * 1024  # larger downloads are hashed on a second thread
+HASH_ALONGSIDE = 64 * 1024 * 1024  # larger downloads are written and hashed on a second thread
 ASK_FIRST = 64 * 1024  # smaller uploads are sent without asking which blobs are missing
 
 
@@ -546,29 +546,27 @@ class NgshareClient:
         if self.local_copies.copy(sha256, size, Path(target), executable):
             self.progress.advance(size)
             return
-        digest: Any = hashlib.sha256()
-        if size >= HASH_ALONGSIDE:
-            digest = BackgroundDigest(digest)
         path = f"courses/{_q(course)}/blobs/{sha256}"
-        try:
-            with target.open("wb") as handle:
+        with target.open("wb") as handle:
+            sink_type = BackgroundSink if size >= HASH_ALONGSIDE else InlineSink
+            sink = sink_type(handle, hashlib.sha256())
+            try:
                 for attempt in range(self.retries + 1):
                     try:
-                        self._stream_into(path, handle, digest, size)
+                        self._stream_into(path, sink, size)
                         break
                     except httpx.TransportError as exc:
                         if attempt == self.retries:
                             raise ClientError(f"Download of {target.name} failed: {exc}") from exc
                         self._sleep(attempt)
-        finally:
-            if isinstance(digest, BackgroundDigest):
-                digest.close()
-        if digest.hexdigest() != sha256 or target.stat().st_size != size:
+            finally:
+                sink.close()
+        if sink.hexdigest() != sha256 or target.stat().st_size != size:
             raise ClientError(f"Download of {target.name} is corrupt (hash mismatch)")
         self.local_copies.add(sha256, Path(target))
 
-    def _stream_into(self, path: str, handle: Any, digest: Any, size: int) -> None:
-        done = handle.tell()
+    def _stream_into(self, path: str, sink: InlineSink, size: int) -> None:
+        done = sink.received
         if done >= size:
             return
         headers = {"Range": f"bytes={done}-"} if done else {}
@@ -577,8 +575,7 @@ class NgshareClient:
                 response.read()
                 raise _error(response)
             for chunk in response.iter_raw():  # blobs and archives come uncompressed
-                handle.write(chunk)
-                digest.update(chunk)
+                sink.write(chunk)
                 self.progress.advance(len(chunk))
 
     @staticmethod

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MAX_ENTRIES = 20_000  # a persistent cache keeps the newest entries
 
@@ -162,31 +162,76 @@ class LocalCopies:
         return True
 
 
-class BackgroundDigest:
-    """A hash fed on another thread, so a large download is hashed while it is received.
+class InlineSink:
+    """Writes and hashes each received piece of a download as it comes."""
 
-    hashlib releases the GIL while it hashes, so receiving and writing one
-    chunk overlaps hashing the previous ones; at most `depth` chunks wait.
+    def __init__(self, handle: BinaryIO, digest: Any) -> None:
+        self.handle = handle
+        self.digest = digest
+        self.received = handle.tell()
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.digest.update(data)
+        self.received += len(data)
+
+    def close(self) -> None:
+        pass
+
+    def hexdigest(self) -> str:
+        return self.digest.hexdigest()
+
+
+class BackgroundSink(InlineSink):
+    """Writes and hashes a large download on a second thread, `batch` bytes at a time.
+
+    The receiving thread only gathers the network's 64 KiB reads into
+    batches; the file write and the sha256, which both release the GIL, run
+    on the other thread while the next batch arrives. One hand-off per 4 MiB,
+    not per read: a hand-off is a lock round trip between the threads. At
+    most `depth` batches wait. A failed write is raised by the next `write`
+    or by `close`; the thread keeps draining, so the receiver never blocks.
     """
 
-    def __init__(self, digest: Any, depth: int = 16) -> None:
-        self.digest = digest
-        self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
-        self._thread = threading.Thread(target=self._run, name="ngshare-hash", daemon=True)
+    def __init__(
+        self, handle: BinaryIO, digest: Any, batch: int = 4 * 1024 * 1024, depth: int = 4
+    ) -> None:
+        super().__init__(handle, digest)
+        self.batch = batch
+        self._pending = bytearray()
+        self._queue: queue.Queue[bytearray | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ngshare-download", daemon=True)
         self._thread.start()
 
-    def update(self, data: bytes) -> None:
-        self._queue.put(data)
+    def write(self, data: bytes) -> None:
+        self._pending += data
+        self.received += len(data)
+        if len(self._pending) >= self.batch:
+            if self._error is not None:
+                raise self._error
+            self._queue.put(self._pending)
+            self._pending = bytearray()
 
     def _run(self) -> None:
         while (data := self._queue.get()) is not None:
-            self.digest.update(data)
+            if self._error is None:
+                try:
+                    self.handle.write(data)
+                    self.digest.update(data)
+                except BaseException as exc:  # handed to the receiving thread
+                    self._error = exc
 
     def close(self) -> None:
-        """Wait for the chunks still queued and stop the thread (idempotent)."""
+        """Write what is gathered and stop the thread (idempotent); raise a failed write."""
         if self._thread.is_alive():
+            if self._pending:
+                self._queue.put(self._pending)
+                self._pending = bytearray()
             self._queue.put(None)
             self._thread.join()
+        if self._error is not None:
+            raise self._error
 
     def hexdigest(self) -> str:
         self.close()
