@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ngshare.api.v1.form import FormDecoder
-from ngshare.api.v1.wire import PercentDecoder, unquote_plus_bytes
+from ngshare.api.v1.wire import PercentDecoder, _unescape, unquote_plus_bytes
 from ngshare.config import Limits
 from ngshare.domain.filesets import ListedFile, v1_tree_json
 from ngshare.storage import LocalBlobStore, hash_bytes
@@ -92,6 +92,35 @@ def test_streamed_decoding_matches_the_plain_decoding(tree, escape_slashes, line
     for entry in decoder.files.entries:
         assert entry.digest.sha256 == hashlib.sha256(tree[entry.path]).hexdigest()
         assert entry.digest.md5 == hashlib.md5(tree[entry.path]).hexdigest()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    data=st.binary(max_size=1500),
+    line=st.integers(1, 90),
+    trailing=st.booleans(),
+    odd=st.sampled_from(["", "\\\\", "\\/", "\\t", "\\r", "\\u0041", "\\\\n", "\\n"]),
+    seed=st.integers(0, 2**32),
+)
+def test_unescaping_a_piece_of_base64_matches_json(data, line, trailing, odd, seed):
+    """Line breaks on a grid (the fast path), off it, and other escapes anywhere."""
+    text = base64.b64encode(data).decode()
+    lines = [text[i : i + line] for i in range(0, len(text), line)]
+    escaped = "\\n".join(lines) + ("\\n" if trailing else "")
+    rng = random.Random(seed)
+    if odd:
+        at = rng.randrange(len(escaped) + 1)
+        while escaped[:at].endswith("\\"):
+            at -= 1
+        escaped = escaped[:at] + odd + escaped[at:]
+    start = rng.randrange(len(escaped) + 1)
+    while escaped[:start].endswith("\\"):  # pieces never split an escape
+        start -= 1
+    piece = escaped[start:].encode()
+    expected = json.loads('"' + piece.decode() + '"').encode()
+    assert bytes(_unescape(piece)).translate(None, b" \t\r\n") == expected.translate(
+        None, b" \t\r\n"
+    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -410,17 +410,51 @@ class FilesParser:
         self.state = "after_item"
 
 
-def _unescape(piece: bytes) -> bytes:
+def _unescape(piece: bytes) -> bytes | bytearray:
     """JSON string escapes undone; base64 content only ever has line breaks escaped."""
     if b"\\" not in piece:
         return piece
-    quick = piece.replace(b"\\n", b"")  # what encodebytes' line breaks became
-    if b"\\" not in quick:
-        return quick
-    quick = quick.replace(b"\\r", b"").replace(b"\\/", b"/")
-    if b"\\" not in quick:
-        return quick
+    regular = _drop_regular_line_breaks(piece)
+    if regular is not None:
+        return regular
+    if b"\\\\" not in piece:  # every backslash starts an escape: replacing is exact
+        quick = piece.replace(b"\\n", b"")
+        if b"\\" not in quick:
+            return quick
+        quick = quick.replace(b"\\r", b"").replace(b"\\/", b"/")
+        if b"\\" not in quick:
+            return quick
     try:
         return json.loads(b'"' + piece + b'"').encode("ascii")
     except (ValueError, UnicodeEncodeError):
         raise BadRequest("Content cannot be base64 decoded") from None
+
+
+def _drop_regular_line_breaks(piece: bytes) -> bytearray | None:
+    """`piece` without its escaped line breaks when they come at a fixed spacing, else None.
+
+    encodebytes breaks lines every 76 characters, so in JSON a `\\n` comes
+    every 78 bytes. `bytes.replace` of so dense a two-byte pattern runs at
+    0.7 GB/s, a third of the server's time per v1 upload. When the breaks
+    are exactly on a grid (checked with two strided slices), deleting the two
+    strided slices from a bytearray does the same at over 10 GB/s. The
+    content's last, shorter line may end the piece off the grid.
+    """
+    first = piece.find(b"\\n")
+    if first == -1:
+        return None
+    second = piece.find(b"\\n", first + 2)
+    period = second - first if second != -1 else len(piece)
+    off_grid_end = piece.endswith(b"\\n") and (len(piece) - 2 - first) % period
+    body = piece[:-2] if off_grid_end else piece
+    if period < 3 or body.endswith(b"\\"):
+        return None
+    breaks = len(range(first, len(body), period))
+    if body[first::period] != b"\\" * breaks or body[first + 1 :: period] != b"n" * breaks:
+        return None
+    out = bytearray(body)
+    del out[first::period]
+    del out[first :: period - 1]
+    if b"\\" in out:
+        return None  # another escape, such as an escaped backslash
+    return out
