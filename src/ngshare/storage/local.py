@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +28,7 @@ from ngshare.storage.direct import DirectAppender, open_direct
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 DIRECT_MIN = 64 * 1024 * 1024
+_HASHING = ThreadPoolExecutor(4, thread_name_prefix="ngshare-hash")  # for large uploads
 
 
 class LocalBlobStore:
@@ -215,9 +217,13 @@ class LocalUpload:
     def write(self, data: bytes) -> None:
         if self.appender is None:
             self.handle.write(data)
-        else:
-            self.appender.write(data)
-        self.hasher.update(data)
+            self.hasher.update(data)
+        else:  # hashing on a helper thread while this one writes: both release the GIL
+            hashed = _HASHING.submit(self.hasher.update, data)
+            try:
+                self.appender.write(data)
+            finally:
+                hashed.result()
         self.offset += len(data)
 
     def _close_appender(self, keep: bool = True) -> None:
