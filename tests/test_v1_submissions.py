@@ -109,3 +109,26 @@ def test_submit_to_missing_assignment(api, course):
         404,
         "Assignment not found",
     )
+
+
+def test_resubmitted_release_files_are_stored_right(api, course):
+    """Files the release holds, sent back unchanged or changed (ngshare_exchange's
+    b64encode form): compared with the stored ones first, they read back the same."""
+    import base64
+    import json
+    import os
+
+    data = os.urandom(3 * 1024 * 1024 + 11)
+    release = {"data/data.bin": data, "nb.ipynb": b'{"cells": []}'}
+    ok(api("inst1").post(f"assignment/{course}/ps1", data={"files": encode_files(release)}))
+    changed = bytearray(data)
+    changed[2_000_000] ^= 0xFF
+    for student, files in [
+        ("stu1", {"nb.ipynb": b'{"cells": [1]}', "data/data.bin": data}),
+        ("stu2", {"data/data.bin": bytes(changed)}),
+        ("stu1", {"data/data.bin": data + b"!"}),
+    ]:
+        entries = [{"path": p, "content": base64.b64encode(c).decode()} for p, c in files.items()]
+        ok(api(student).post(f"submission/{course}/ps1", data={"files": json.dumps(entries)}))
+        got = ok(api("inst1").get(f"submission/{course}/ps1/{student}"))
+        assert decode_files(got["files"]) == files

@@ -28,6 +28,7 @@ from ngshare.metrics import Metrics
 from ngshare.middleware import ObservabilityMiddleware
 from ngshare.state import AppState
 from ngshare.storage import open_store
+from ngshare.storage.encoded import EncodingCache
 from ngshare.web import build_router as build_web
 
 log = logging.getLogger("ngshare")
@@ -42,12 +43,14 @@ def create_app(settings: Settings) -> FastAPI:
             raise ValueError("--clock-file is for tests only and is refused under JupyterHub")
         log.warning("Test clock: course policies read the time from %s", settings.clock_file)
     timestamps.use_clock_file(settings.clock_file)
+    store = open_store(settings)
     state = AppState(
         settings=settings,
         db=Database(settings.database_url),
-        store=open_store(settings),
+        store=store,
         authenticator=build_authenticator(settings),
         signer=CookieSigner(settings),
+        v1_encodings=EncodingCache(store),
     )
 
     @asynccontextmanager

@@ -11,6 +11,7 @@ from ngshare.auth.cookies import CookieSigner
 from ngshare.config import Limits, Settings
 from ngshare.db.engine import Database
 from ngshare.storage import BlobStore
+from ngshare.storage.encoded import EncodingCache
 
 
 @dataclass
@@ -20,6 +21,7 @@ class AppState:
     store: BlobStore
     authenticator: Authenticator
     signer: CookieSigner
+    v1_encodings: EncodingCache  # stored files as v1 clients encode them (api/v1/known.py)
 
     @property
     def limits(self) -> Limits:

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from ngshare.api.permissions import Permissions, check_name
 from ngshare.api.v1.form import FormDecoder, read_form
+from ngshare.api.v1.known import KnownFiles, Listing, release_listing
 from ngshare.api.v1.wire import FilesResult, StagedEntry
 from ngshare.auth import User, authenticate
 from ngshare.auth.dev import DevAuthenticator
@@ -58,7 +59,8 @@ async def v1_args(
     """The request's fields; uploaded files are staged, and dropped after the response
     unless the route committed them."""
     args = Args(request.query_params.items())
-    decoder = FormDecoder(partial(state.store.stage, md5=False), state.limits)
+    stage = partial(state.store.stage, md5=False)
+    decoder = FormDecoder(stage, state.limits, known=_known_files(request, state))
     try:
         if "files" in args:  # some old clients send it in the query string
             decoder.feed(("files=" + quote_plus(args.pop("files"))).encode())
@@ -75,6 +77,21 @@ async def v1_args(
         yield args
     finally:
         decoder.discard()
+
+
+def _known_files(request: Request, state: AppState) -> KnownFiles | None:
+    """For an upload under an assignment, the files its contents may repeat: the
+    current release, compared before decoding (see `ngshare.api.v1.known`)."""
+    course = request.path_params.get("course")
+    assignment = request.path_params.get("assignment")
+    if request.method != "POST" or not course or not assignment:
+        return None
+
+    def listing() -> Listing:
+        user = getattr(request.state, "ngshare_user", None)  # known before the body is read
+        return {} if user is None else release_listing(state, course, assignment, user)
+
+    return KnownFiles(state.v1_encodings, listing)
 
 
 async def current_user(

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import anyio
 from starlette.requests import ClientDisconnect, Request
 
+from ngshare.api.v1.known import KnownFiles
 from ngshare.api.v1.wire import (
     SMALL_FIELD_LIMIT,
     FilesParser,
@@ -29,9 +30,16 @@ BATCH = 1024 * 1024
 class FormDecoder:
     """Incremental form parser; the field named `streamed` goes to a FilesParser."""
 
-    def __init__(self, stage: Callable[[], Staging], limits: Limits, streamed: str = "files"):
+    def __init__(
+        self,
+        stage: Callable[[], Staging],
+        limits: Limits,
+        streamed: str = "files",
+        known: KnownFiles | None = None,
+    ):
         self.stage = stage
         self.limits = limits
+        self.known = known
         self.streamed = streamed
         self.fields: dict[str, str] = {}
         self.files: FilesResult | None = None
@@ -75,12 +83,15 @@ class FormDecoder:
         if self._decoded_name() == self.streamed:
             if self.files is not None:
                 self.files.discard()  # a repeated field: the last one counts
-            self.parser = FilesParser(self.stage, self.limits)
+            self.parser = FilesParser(self.stage, self.limits, self.known)
             self.percent = PercentDecoder()
 
     def _value(self, piece: bytes) -> None:
         if self.parser is not None and self.percent is not None:
-            self.parser.feed(self.percent.feed(piece))
+            if self.parser.comparing:
+                piece = self.parser.compare(self.percent.take_pending() + piece)
+            if piece:
+                self.parser.feed(self.percent.feed(piece))
         else:
             self.raw += piece
             self._check_small(len(self.raw))

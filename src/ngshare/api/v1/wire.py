@@ -29,6 +29,7 @@ from urllib.parse import unquote_to_bytes
 
 import pybase64
 
+from ngshare.api.v1.known import Comparison, KnownFiles
 from ngshare.config import Limits
 from ngshare.errors import BadRequest, NgshareError, TooLarge
 from ngshare.paths import MAX_PATH_LENGTH, check_tree, is_safe_path
@@ -36,6 +37,7 @@ from ngshare.storage import Digest
 from ngshare.storage.base import Staging
 
 SMALL_FIELD_LIMIT = 1024 * 1024
+REPLAY_BATCH = 1024 * 1024
 WHITESPACE = b" \t\r\n"
 WHITESPACE_BYTES = [bytes([c]) for c in WHITESPACE]
 
@@ -79,8 +81,12 @@ class PercentDecoder:
         return unquote_plus_bytes(data[:cut] if cut != -1 else data)
 
     def close(self) -> bytes:
+        return unquote_plus_bytes(self.take_pending())
+
+    def take_pending(self) -> bytes:
+        """The undecoded end of the input (an escape cut short), handed back."""
         rest, self.pending = self.pending, b""
-        return unquote_plus_bytes(rest)
+        return rest
 
 
 @dataclass
@@ -141,11 +147,20 @@ class _NeedMore(Exception):
 
 
 class FilesParser:
-    """Incremental parser of the v1 `files` JSON list; file contents go to Stagings."""
+    """Incremental parser of the v1 `files` JSON list; file contents go to Stagings.
 
-    def __init__(self, stage: Callable[[], Staging], limits: Limits) -> None:
+    With `known`, a content whose path names a stored file is compared with
+    that file's encoding before it is decoded (see `ngshare.api.v1.known`):
+    while `comparing`, the form decoder hands raw bytes to `compare`.
+    """
+
+    def __init__(
+        self, stage: Callable[[], Staging], limits: Limits, known: KnownFiles | None = None
+    ) -> None:
         self.stage = stage
         self.limits = limits
+        self.known = known
+        self.comparison: Comparison | None = None
         self.buf = b""
         self.state = "start"
         self.key: str | None = None
@@ -191,6 +206,7 @@ class FilesParser:
 
     def _fail(self, error: NgshareError) -> None:
         self.result.error = self.result.error or error
+        self.comparison = None
         if self.sink is not None:
             self.sink.staging.discard()
             self.sink = None
@@ -274,6 +290,10 @@ class FilesParser:
         """Advance one token; False when more input is needed."""
         if self.state == "content":
             return self._content()
+        if self.state == "comparing":
+            return False  # raw bytes go to `compare`
+        if self.state == "known_end":
+            return self._known_end()
         if not self._skip_ws():
             return False
         try:
@@ -324,12 +344,9 @@ class FilesParser:
         if self.key == "content":
             if not self._take(b'"'):
                 raise BadRequest("Incorrect request format")
-            staging = self.stage()
-            self.sink = Base64Sink(
-                staging, self.limits.file_bytes, lambda: str(self.entry.get("path", "?"))
-            )
-            self.entry["content"] = staging
-            self.state = "content"
+            if self._start_comparison():
+                return False
+            self._start_decoding()
             return True
         if self.key == "path" and self.buf[:1] == b'"':
             self.entry["path"] = self._small_string(MAX_PATH_LENGTH * 6 + 2)
@@ -378,13 +395,95 @@ class FilesParser:
         piece, self.buf = self.buf[:quote], self.buf[quote + 1 :]
         self.sink.feed(_unescape(piece))
         self.sink.close()
-        self.total += self.sink.size
-        if self.total > self.limits.upload_bytes:
-            mib = self.limits.upload_bytes // 2**20
-            raise TooLarge(f"Upload exceeds the limit of {mib} MiB")
+        self._count(self.sink.size)
         self.sink = None
         self.state = "after_value"
         return True
+
+    def _count(self, size: int) -> None:
+        self.total += size
+        if self.total > self.limits.upload_bytes:
+            mib = self.limits.upload_bytes // 2**20
+            raise TooLarge(f"Upload exceeds the limit of {mib} MiB")
+
+    def _start_decoding(self) -> None:
+        staging = self.stage()
+        self.sink = Base64Sink(
+            staging, self.limits.file_bytes, lambda: str(self.entry.get("path", "?"))
+        )
+        self.entry["content"] = staging
+        self.state = "content"
+
+    # comparing with a stored file (ngshare.api.v1.known)
+
+    @property
+    def comparing(self) -> bool:
+        return self.state == "comparing" and self.result.error is None
+
+    def _start_comparison(self) -> bool:
+        """Compare the rest of this content with the stored file at its path, if any."""
+        path = self.entry.get("path")
+        if self.known is None or not isinstance(path, str) or b'"' in self.buf:
+            return False  # nothing to compare with, or the content ends in this piece
+        found = self.known.find(path)
+        if found is None or found.size > self.limits.file_bytes:
+            return False
+        head = encode_base64_text(self.buf)  # the part of the content already decoded
+        if not found.raw.startswith(head):
+            return False
+        self.comparison = Comparison(found, len(head))
+        self.buf = b""
+        self.state = "comparing"
+        return True
+
+    def compare(self, raw: bytes) -> bytes:
+        """Consume the raw bytes that continue the stored file's encoding; the rest
+        (from the first difference, or after the file's end) is returned for decoding."""
+        comparison = self.comparison
+        assert comparison is not None
+        try:
+            taken = comparison.take(raw)
+            if comparison.complete:
+                assert self.known is not None
+                self.entry["content"] = self.known.staging(comparison.known)
+                self.state = "known_end"
+                return raw[taken:]
+            if taken == len(raw):
+                return b""
+            boundary = comparison.escape_boundary()
+            replay = comparison.known.raw[boundary : comparison.matched]
+            self._decode_instead(boundary)
+            return replay + raw[taken:]
+        except NgshareError as exc:
+            self._fail(exc)
+            return b""
+
+    def _known_end(self) -> bool:
+        """After the stored file's whole encoding: the content must end here."""
+        if not self.buf:
+            return False
+        comparison = self.comparison
+        assert comparison is not None
+        if self.buf[:1] == b'"':
+            self.buf = self.buf[1:]
+            self.comparison = None
+            self._count(comparison.known.size)
+            self.state = "after_value"
+        else:  # the upload goes on past the stored file: decode it all after all
+            self._decode_instead(len(comparison.known.raw))
+        return True
+
+    def _decode_instead(self, matched: int) -> None:
+        """Decode the content's first `matched` raw bytes (equal to the stored file's)
+        into a new staging, and go on decoding as usual."""
+        assert self.comparison is not None
+        raw, self.comparison = self.comparison.known.raw, None
+        self._start_decoding()
+        assert self.sink is not None
+        percent = PercentDecoder()
+        for start in range(0, matched, REPLAY_BATCH):
+            self.sink.feed(percent.feed(raw[start : min(start + REPLAY_BATCH, matched)]))
+        self.sink.feed(percent.close())
 
     def _find_unescaped_quote(self) -> int:
         position = 0
@@ -458,3 +557,8 @@ def _drop_regular_line_breaks(piece: bytes) -> bytearray | None:
     if b"\\" in out:
         return None  # another escape, such as an escaped backslash
     return out
+
+
+def encode_base64_text(text: bytes) -> bytes:
+    """Base64 text as a v1 client's form encoding sends it (see `encode_v1`)."""
+    return text.replace(b"+", b"%2B").replace(b"/", b"%2F").replace(b"=", b"%3D")

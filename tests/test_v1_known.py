@@ -1,0 +1,168 @@
+"""v1 uploads compared with stored files before decoding: same bytes staged either way.
+
+The body is cut at random places (inside escapes too) and each upload is
+checked against the plain decoding; the blob store is a real one on disk.
+"""
+
+import base64
+import hashlib
+import json
+import random
+from urllib.parse import quote_plus
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ngshare.api.v1.form import FormDecoder
+from ngshare.api.v1.known import KnownFiles, KnownStaging
+from ngshare.config import Limits
+from ngshare.storage import LocalBlobStore, hash_bytes
+from ngshare.storage.encoded import EncodingCache, encode_v1
+
+LIMITS = Limits(2**30, 2**30, 2**30, 1000)
+STORED = random.Random(7).randbytes(300_000)  # the release's data file
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    store = LocalBlobStore(tmp_path_factory.mktemp("known") / "blobs")
+    store.put_bytes(STORED, hash_bytes(STORED))
+    return store
+
+
+def known_files(store, listing=None) -> KnownFiles:
+    digest = hash_bytes(STORED)
+    default = {"data/data.bin": (digest.sha256, digest.size, digest.md5)}
+    return KnownFiles(EncodingCache(store), lambda: default if listing is None else listing)
+
+
+def body_of(files: dict[str, bytes], lower: bool = False) -> bytes:
+    """A form body as ngshare_exchange sends it: json.dumps, then quote_plus."""
+    entries = [{"path": p, "content": base64.b64encode(d).decode()} for p, d in files.items()]
+    encoded = quote_plus(json.dumps(entries))
+    if lower:  # another client might write escapes in lower case
+        encoded = encoded.replace("%2B", "%2b").replace("%2F", "%2f")
+    return f"user=s1&files={encoded}".encode()
+
+
+def upload(store, body: bytes, cuts: list[int], known: KnownFiles | None):
+    made = []
+
+    def stage():
+        made.append(store.stage(md5=False))
+        return made[-1]
+
+    decoder = FormDecoder(stage, LIMITS, known=known)
+    previous = 0
+    for cut in [*sorted(set(cuts)), len(body)]:
+        decoder.feed(body[previous:cut])
+        previous = cut
+    decoder.close()
+    return decoder, made
+
+
+def staged_bytes(entry) -> bytes:
+    if isinstance(entry.staging, KnownStaging):
+        return STORED
+    return entry.staging.path.read_bytes()
+
+
+def variants():
+    """The stored file unchanged, changed at the start, middle, end, longer and shorter."""
+    middle = len(STORED) // 2
+    return [
+        STORED,
+        b"X" + STORED[1:],
+        STORED[:middle] + bytes([STORED[middle] ^ 1]) + STORED[middle + 1 :],
+        STORED[:-1] + bytes([STORED[-1] ^ 1]),
+        STORED + b"more",
+        STORED[:-5],
+        b"",
+    ]
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    which=st.integers(0, len(variants()) - 1),
+    seed=st.integers(0, 2**32),
+    lower=st.booleans(),
+    notebook_first=st.booleans(),
+)
+def test_compared_uploads_stage_the_same_bytes_as_decoded_ones(
+    store, which, seed, lower, notebook_first
+):
+    data = variants()[which]
+    files = {"data/data.bin": data}
+    notebook = {"nb.ipynb": b'{"cells": []}' * 50}
+    files = {**notebook, **files} if notebook_first else {**files, **notebook}
+    body = body_of(files, lower)
+    rng = random.Random(seed)
+    cuts = [rng.randrange(len(body)) for _ in range(rng.randrange(1, 12))]
+    decoder, _ = upload(store, body, cuts, known_files(store))
+    assert decoder.files is not None and decoder.files.error is None
+    got = {entry.path: staged_bytes(entry) for entry in decoder.files.entries}
+    assert got == files
+    for entry in decoder.files.entries:
+        assert entry.digest.sha256 == hashlib.sha256(files[entry.path]).hexdigest()
+        assert entry.digest.size == len(files[entry.path])
+    decoder.files.discard()
+
+
+def test_an_unchanged_file_is_not_decoded_or_written(store):
+    body = body_of({"nb.ipynb": b"{}", "data/data.bin": STORED})
+    cuts = list(range(0, len(body), 65536))  # the pieces a server receives
+    decoder, made = upload(store, body, cuts, known_files(store))
+    entries = {entry.path: entry for entry in decoder.files.entries}
+    assert isinstance(entries["data/data.bin"].staging, KnownStaging)
+    assert len(made) == 1  # only the notebook was staged
+    assert entries["data/data.bin"].digest.sha256 == hashlib.sha256(STORED).hexdigest()
+    entries["data/data.bin"].staging.commit()  # names the stored blob; nothing to write
+    decoder.files.discard()
+
+
+def test_without_a_stored_file_at_the_path_everything_is_decoded(store):
+    body = body_of({"other.bin": STORED})
+    decoder, made = upload(store, body, [1000, 50_000], known_files(store))
+    assert len(made) == 1
+    assert staged_bytes(decoder.files.entries[0]) == STORED
+    decoder.files.discard()
+
+
+def test_nothing_is_compared_for_a_caller_without_access(store):
+    body = body_of({"data/data.bin": STORED})
+    decoder, made = upload(store, body, [1000], known_files(store, listing={}))
+    assert len(made) == 1
+    decoder.files.discard()
+
+
+def test_limits_hold_for_compared_files(store):
+    body = body_of({"data/data.bin": STORED, "b/data.bin": STORED})
+    small = Limits(2**30, 2**30, len(STORED) + 10, 1000)
+    decoder = FormDecoder(lambda: store.stage(md5=False), small, known=known_files(store))
+    for start in range(0, len(body), 4096):
+        decoder.feed(body[start : start + 4096])
+    decoder.close()
+    assert decoder.files.error is not None
+    assert "Upload exceeds the limit" in str(decoder.files.error)
+    decoder.discard()
+
+
+def test_an_unfinished_comparison_is_a_json_error(store):
+    body = body_of({"data/data.bin": STORED})
+    cut = body[: len(body) // 2]
+    decoder, _ = upload(store, cut, [1000], known_files(store))
+    assert decoder.files.error is not None
+    assert "JSON" in str(decoder.files.error)
+    decoder.discard()
+
+
+def test_encoding_cache_keeps_within_its_budget(store):
+    digest = hash_bytes(STORED)
+    cache = EncodingCache(store, budget=len(encode_v1(STORED)) * 5)
+    first = cache.get(digest.sha256, digest.size, None)
+    assert first is not None and first.raw == encode_v1(STORED)
+    assert cache.get(digest.sha256, digest.size, None).raw is first.raw  # kept, not re-encoded
+    tiny = EncodingCache(store, budget=1000)
+    assert tiny.get(digest.sha256, digest.size, None) is None  # too large for this budget
+    assert cache.get("0" * 64, 10, None) is None  # not stored
