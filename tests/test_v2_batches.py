@@ -233,6 +233,17 @@ def test_background_sink_writes_and_hashes_in_order_and_stops_its_thread(tmp_pat
     assert (tmp_path / "out").read_bytes() == b"".join(chunks)
 
 
+def test_background_sink_writes_large_downloads_past_the_page_cache(tmp_path):
+    chunks = [os.urandom(n) for n in (65_536, 1 << 20, 3, 5 << 20, 4095, 70_001)]
+    with (tmp_path / "out").open("wb") as handle:
+        sink = BackgroundSink(handle, hashlib.sha256(), direct=True)
+        assert sink._out is not handle, "O_DIRECT unavailable on the test filesystem"
+        for chunk in chunks:
+            sink.write(chunk)
+        assert sink.hexdigest() == sha(b"".join(chunks))
+    assert (tmp_path / "out").read_bytes() == b"".join(chunks)
+
+
 def test_background_sink_raises_a_failed_write(tmp_path):
     with (tmp_path / "out").open("wb") as handle:
         sink = BackgroundSink(handle, hashlib.sha256(), batch=10, depth=1)

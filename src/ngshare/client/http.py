@@ -548,8 +548,10 @@ class NgshareClient:
             return
         path = f"courses/{_q(course)}/blobs/{sha256}"
         with target.open("wb") as handle:
-            sink_type = BackgroundSink if size >= HASH_ALONGSIDE else InlineSink
-            sink = sink_type(handle, hashlib.sha256())
+            if size >= HASH_ALONGSIDE:
+                sink: InlineSink = BackgroundSink(handle, hashlib.sha256(), direct=True)
+            else:
+                sink = InlineSink(handle, hashlib.sha256())
             try:
                 for attempt in range(self.retries + 1):
                     try:

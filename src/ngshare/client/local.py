@@ -25,6 +25,8 @@ import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ngshare.storage.direct import open_direct
+
 MAX_ENTRIES = 20_000  # a persistent cache keeps the newest entries
 
 
@@ -191,12 +193,24 @@ class BackgroundSink(InlineSink):
     not per read: a hand-off is a lock round trip between the threads. At
     most `depth` batches wait. A failed write is raised by the next `write`
     or by `close`; the thread keeps draining, so the receiver never blocks.
+    `direct`: write with O_DIRECT where the filesystem allows, as the server
+    stores large uploads (see `ngshare.storage.direct`): a dataset does not
+    fill the page cache, which in a container counts against its memory.
     """
 
     def __init__(
-        self, handle: BinaryIO, digest: Any, batch: int = 4 * 1024 * 1024, depth: int = 4
+        self,
+        handle: BinaryIO,
+        digest: Any,
+        batch: int = 4 * 1024 * 1024,
+        depth: int = 4,
+        direct: bool = False,
     ) -> None:
         super().__init__(handle, digest)
+        handle.flush()
+        self._out: Any = handle
+        if direct:
+            self._out = open_direct(Path(handle.name), handle.fileno(), self.received) or handle
         self.batch = batch
         self._pending = bytearray()
         self._queue: queue.Queue[bytearray | None] = queue.Queue(depth)
@@ -217,7 +231,7 @@ class BackgroundSink(InlineSink):
         while (data := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self.handle.write(data)
+                    self._out.write(data)
                     self.digest.update(data)
                 except BaseException as exc:  # handed to the receiving thread
                     self._error = exc
@@ -230,6 +244,8 @@ class BackgroundSink(InlineSink):
                 self._pending = bytearray()
             self._queue.put(None)
             self._thread.join()
+            if self._out is not self.handle:
+                self._out.close(keep=self._error is None)
         if self._error is not None:
             raise self._error
 
