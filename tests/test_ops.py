@@ -1,6 +1,8 @@
 """Operations: readiness, Prometheus metrics, request ids and structured logs."""
 
+import base64
 import json
+import os
 import shutil
 import time
 
@@ -92,6 +94,23 @@ def test_metrics_count_requests_bytes_and_storage(ops_server):
     assert float(bytes_in[0].split()[-1]) > 50_000
     assert any(line.startswith("ngshare_request_seconds_bucket") for line in lines)
     assert any(line.startswith("ngshare_uploads_in_flight") for line in lines)
+    assert "ngshare_v1_recognised_bytes_total 0.0" in lines
+    # a submission repeating the release's dataset, as ngshare_exchange sends it
+    # (b64encode): recognised as the stored file once its first piece is decoded
+    dataset = [{"path": "d.bin", "content": base64.b64encode(os.urandom(3 << 20)).decode()}]
+    ok(api.post("assignment/metered/b", data={"files": json.dumps(dataset)}))
+    student = {"first_name": "S", "last_name": "One", "email": "s@example.org"}
+    ok(api.post("student/metered/stu1", data=student))
+    ok(
+        httpx.post(
+            ops_server.url + "/submission/metered/b",
+            data={"files": json.dumps(dataset)},
+            headers=auth("stu1"),
+        )
+    )
+    text = httpx.get(ops_server.url + "/metrics", headers=auth("admin")).text
+    recognised = [x for x in text.splitlines() if x.startswith("ngshare_v1_recognised_bytes_total")]
+    assert float(recognised[0].split()[-1]) == 3 << 20
     api.close()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from ngshare.db.models import Assignment, Course, Feedback, FileSet, Release, Submission
@@ -54,7 +54,7 @@ class _StateCollector:
     def __init__(self, state: AppState) -> None:
         self.state = state
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         storage = GaugeMetricFamily(
             "ngshare_course_storage_bytes",
             "Bytes of releases, submissions and feedback per course",
@@ -63,6 +63,11 @@ class _StateCollector:
         for course, used in course_storage(self.state):
             storage.add_metric([course], used)
         yield storage
+        yield CounterMetricFamily(
+            "ngshare_v1_recognised_bytes",
+            "Bytes of v1 uploads found equal to stored files, so not decoded or written",
+            value=self.state.v1_encodings.recognised_bytes,
+        )
         pool = self.state.db.engine.pool
         for name, attribute in (("size", "size"), ("checked_out", "checkedout")):
             reading = getattr(pool, attribute, None)

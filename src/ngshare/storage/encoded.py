@@ -17,7 +17,12 @@ CACHE_BYTES = 128 * 1024 * 1024  # encodings kept; a file's may use a quarter
 
 def encode_v1(data: bytes) -> bytes:
     """What a v1 client's form encoding makes of a file: quote_plus(b64encode(data))."""
-    return base64.b64encode(data).replace(b"+", b"%2B").replace(b"/", b"%2F").replace(b"=", b"%3D")
+    return quote_base64(base64.b64encode(data))
+
+
+def quote_base64(text: bytes) -> bytes:
+    """quote_plus() of base64 text, at C speed (only `+`, `/` and `=` need escapes)."""
+    return text.replace(b"+", b"%2B").replace(b"/", b"%2F").replace(b"=", b"%3D")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,11 @@ class EncodingCache:
         self._raw: OrderedDict[str, bytes] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
+        self.recognised_bytes = 0  # of uploads found equal to stored files (a metric)
+
+    def recognised(self, size: int) -> None:
+        with self._lock:
+            self.recognised_bytes += size
 
     def get(self, sha256: str, size: int, md5: str | None) -> KnownFile | None:
         """The blob's encoding, or None when it is too large to keep or no longer stored.

@@ -80,12 +80,13 @@ async def v1_args(
 
 
 def _known_files(request: Request, state: AppState) -> KnownFiles | None:
-    """For an upload under an assignment, the files its contents may repeat: the
-    current release, compared before decoding (see `ngshare.api.v1.known`)."""
-    course = request.path_params.get("course")
-    assignment = request.path_params.get("assignment")
-    if request.method != "POST" or not course or not assignment:
+    """For a submission, the files it may repeat: the assignment's current release,
+    compared before decoding (see `ngshare.api.v1.known`)."""
+    route = getattr(request.scope.get("route"), "path", "")
+    if request.method != "POST" or not route.endswith("/submission/{course}/{assignment}"):
         return None
+    course = request.path_params["course"]
+    assignment = request.path_params["assignment"]
 
     def listing() -> Listing:
         user = getattr(request.state, "ngshare_user", None)  # known before the body is read

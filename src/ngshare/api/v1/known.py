@@ -45,6 +45,8 @@ class KnownFiles:
         return None if entry is None else self.cache.get(*entry)
 
     def staging(self, known: KnownFile) -> KnownStaging:
+        """The staging of an upload found equal to `known` (counted in the metrics)."""
+        self.cache.recognised(known.size)
         return KnownStaging(self.cache.store, known)
 
 

@@ -35,6 +35,7 @@ from ngshare.errors import BadRequest, NgshareError, TooLarge
 from ngshare.paths import MAX_PATH_LENGTH, check_tree, is_safe_path
 from ngshare.storage import Digest
 from ngshare.storage.base import Staging
+from ngshare.storage.encoded import quote_base64
 
 SMALL_FIELD_LIMIT = 1024 * 1024
 REPLAY_BATCH = 1024 * 1024
@@ -428,7 +429,7 @@ class FilesParser:
         found = self.known.find(path)
         if found is None or found.size > self.limits.file_bytes:
             return False
-        head = encode_base64_text(self.buf)  # the part of the content already decoded
+        head = quote_base64(self.buf)  # the part of the content already decoded
         if not found.raw.startswith(head):
             return False
         self.comparison = Comparison(found, len(head))
@@ -444,8 +445,6 @@ class FilesParser:
         try:
             taken = comparison.take(raw)
             if comparison.complete:
-                assert self.known is not None
-                self.entry["content"] = self.known.staging(comparison.known)
                 self.state = "known_end"
                 return raw[taken:]
             if taken == len(raw):
@@ -465,8 +464,10 @@ class FilesParser:
         comparison = self.comparison
         assert comparison is not None
         if self.buf[:1] == b'"':
+            assert self.known is not None
             self.buf = self.buf[1:]
             self.comparison = None
+            self.entry["content"] = self.known.staging(comparison.known)
             self._count(comparison.known.size)
             self.state = "after_value"
         else:  # the upload goes on past the stored file: decode it all after all
@@ -557,8 +558,3 @@ def _drop_regular_line_breaks(piece: bytes) -> bytearray | None:
     if b"\\" in out:
         return None  # another escape, such as an escaped backslash
     return out
-
-
-def encode_base64_text(text: bytes) -> bytes:
-    """Base64 text as a v1 client's form encoding sends it (see `encode_v1`)."""
-    return text.replace(b"+", b"%2B").replace(b"/", b"%2F").replace(b"=", b"%3D")
