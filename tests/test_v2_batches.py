@@ -230,7 +230,7 @@ def test_background_sink_writes_and_hashes_in_order_and_stops_its_thread(tmp_pat
         assert sink.received == sum(map(len, chunks))
         assert sink.hexdigest() == sha(b"".join(chunks))
         sink.close()  # idempotent
-    assert not sink._thread.is_alive()
+    assert not any(thread.is_alive() for thread in sink._threads)
     assert (tmp_path / "out").read_bytes() == b"".join(chunks)
 
 
@@ -254,4 +254,4 @@ def test_background_sink_raises_a_failed_write(tmp_path):
                 sink.write(b"x" * 10)
         with pytest.raises(ValueError):
             sink.close()
-    assert not sink._thread.is_alive()
+    assert not any(thread.is_alive() for thread in sink._threads)
