@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ngshare.api.v1.form import FormDecoder
 from ngshare.api.v1.known import KnownFiles, KnownStaging
 from ngshare.config import Limits
+from ngshare.errors import Conflict
 from ngshare.storage import LocalBlobStore, hash_bytes
 from ngshare.storage.encoded import EncodingCache, encode_v1
 
@@ -166,3 +167,20 @@ def test_encoding_cache_keeps_within_its_budget(store):
     tiny = EncodingCache(store, budget=1000)
     assert tiny.get(digest.sha256, digest.size, None) is None  # too large for this budget
     assert cache.get("0" * 64, 10, None) is None  # not stored
+
+
+def test_a_recognised_blob_deleted_before_commit_is_a_conflict(tmp_path):
+    """Touched at lookup, the blob survives the GC; deleted by hand, the upload is refused
+    with a 409 asking for it again (which then decodes it), never a 500."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    store.put_bytes(STORED, hash_bytes(STORED))
+    body = body_of({"data/data.bin": STORED})
+    decoder, _ = upload(store, body, [1000], known_files(store))
+    (entry,) = decoder.files.entries
+    assert isinstance(entry.staging, KnownStaging)
+    store.delete(entry.digest.sha256)
+    with pytest.raises(Conflict, match="send it again"):
+        entry.staging.commit()
+    again, made = upload(store, body, [1000], known_files(store))
+    assert len(made) == 1 and staged_bytes(again.files.entries[0]) == STORED
+    again.files.discard()

@@ -22,7 +22,7 @@ from ngshare.auth import User
 from ngshare.db.models import Release
 from ngshare.domain.filesets import list_files
 from ngshare.domain.lookup import fetchable_assignment
-from ngshare.errors import NgshareError
+from ngshare.errors import Conflict, NgshareError
 from ngshare.state import AppState
 from ngshare.storage.base import BlobStore, Digest
 from ngshare.storage.encoded import EncodingCache, KnownFile
@@ -80,8 +80,10 @@ class KnownStaging:
         return self.known.digest()
 
     def commit(self) -> None:
-        if not self.store.touch(self.known.sha256):  # touched at lookup: the GC spares it
-            raise FileNotFoundError(f"blob {self.known.sha256} vanished during the upload")
+        # touched at lookup, so the garbage collector spares it; should it be gone even so
+        # (deleted by hand), the client is told to send the upload again, which decodes it
+        if not self.store.touch(self.known.sha256):
+            raise Conflict("A stored file this upload repeats was deleted meanwhile; send it again")
 
     def discard(self) -> None:
         pass
