@@ -380,3 +380,53 @@ def test_dropped_download_resumes_with_a_range(
         stu.fetch_assignment(course, "ps1", tmp_path / "got")
     assert (tmp_path / "got" / "big.bin").read_bytes() == data
     assert transport.ranges == [None, f"bytes={cut}-"]
+
+
+class Flaky(httpx.BaseTransport):
+    """The real transport to the real server, but the first request to each path that
+    `matches` fails: a 503 (as a restarting proxy answers) or a refused connection."""
+
+    def __init__(self, matches, failure: str) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.matches = matches
+        self.failure = failure
+        self.failed: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        key = f"{request.method} {request.url.path}"
+        if self.matches(request) and key not in self.failed:
+            self.failed.append(key)
+            if self.failure == "connect":
+                raise httpx.ConnectError("connection refused (injected by the test)")
+            return httpx.Response(503, json={"error": {"message": "restarting"}})
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("failure", ["503", "connect"])
+def test_every_kind_of_request_is_retried_once_it_fails(server, course, tmp_path, failure):
+    """Manifest reads, missing-blob questions, batch and single-blob uploads, commits,
+    batch and single-blob downloads: each is sent again after a 503 or a refused connection."""
+    tree = {"a.txt": os.urandom(70), "b.txt": os.urandom(5), "big.bin": os.urandom(9 << 20)}
+    transport = Flaky(lambda request: "/v2/" in request.url.path, failure)
+    with NgshareClient(server.url, token_for("inst1"), backoff=0.01, transport=transport) as inst:
+        inst.release(course, "ps1", write_tree(tmp_path / "src", tree))
+    with NgshareClient(server.url, token_for("stu1"), backoff=0.01, transport=transport) as stu:
+        stu.fetch_assignment(course, "ps1", tmp_path / "got")
+    assert read_tree(tmp_path / "got") == tree
+    big = hashlib.sha256(tree["big.bin"]).hexdigest()
+    failed = [key.replace(f"/api/v2/courses/{course}/", "") for key in transport.failed]
+    expected = [
+        "POST blobs/missing",  # the question, then the small files in one batch
+        "POST blobs",
+        f"PUT blobs/{big}",  # the large file, resumed after asking for the offset
+        f"GET blobs/{big}/upload",
+        "PUT assignments/ps1",  # the commit
+        "GET assignments/ps1",  # the student's manifest, batch, large file, report
+        "POST blobs/batch",
+        f"GET blobs/{big}",
+        "POST events",
+    ]
+    assert failed == expected

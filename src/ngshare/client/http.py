@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -21,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -32,6 +33,8 @@ from ngshare.client.local import BackgroundSink, HashCache, InlineSink, LocalCop
 from ngshare.client.trees import LocalFile, NoProgress, Progress, safe_target, scan_tree
 
 RETRY_STATUSES = {502, 503, 504}
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 UPLOAD_CHUNK = 4 * 1024 * 1024
 HASH_ALONGSIDE = 64 * 1024 * 1024  # larger downloads are written and hashed on a second thread
 ASK_FIRST = 64 * 1024  # smaller uploads are sent without asking which blobs are missing
@@ -116,21 +119,39 @@ class NgshareClient:
 
     def _send(self, method: str, path: str, *, idempotent: bool, **kwargs: Any) -> httpx.Response:
         params = {**self.params, **kwargs.pop("params", {})}
-        attempts = self.retries + 1 if idempotent else 1
-        for attempt in range(attempts):
+        return self._retrying(
+            "Cannot reach the ngshare server",
+            lambda: _checked(self.http.request(method, path, params=params, **kwargs)),
+            idempotent=idempotent,
+        )
+
+    def _retrying(
+        self,
+        failure: str,
+        attempt: Callable[[], T],
+        *,
+        idempotent: bool = True,
+        before_retry: Callable[[], object] | None = None,
+    ) -> T:
+        """`attempt()` until it succeeds, again after a dropped connection or a 502-504
+        answer, with exponential backoff, `retries` more times at most.
+
+        A request that is not idempotent is sent again only when it never left
+        (the connection could not be made): the server may have acted on it.
+        `before_retry` runs before each new attempt (to ask where to resume).
+        """
+        for number in range(self.retries + 1):
             try:
-                response = self.http.request(method, path, params=params, **kwargs)
-            except httpx.TransportError as exc:
-                if attempt + 1 < attempts:
-                    self._sleep(attempt)
-                    continue
-                raise ClientError(f"Cannot reach the ngshare server: {exc}") from exc
-            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
-                self._sleep(attempt)
-                continue
-            if response.is_error:
-                raise _error(response)
-            return response
+                return attempt()
+            except (httpx.TransportError, _Unavailable) as exc:
+                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if number == self.retries or not (idempotent or unsent):
+                    if isinstance(exc, _Unavailable):
+                        raise exc.error from None
+                    raise ClientError(f"{failure}: {exc}") from exc
+            self._sleep(number)
+            if before_retry is not None:
+                before_retry()
         raise AssertionError("unreachable")
 
     def _sleep(self, attempt: int) -> None:
@@ -223,40 +244,30 @@ class NgshareClient:
     def _upload_batch(self, course: str, files: list[LocalFile]) -> int:
         """POST several small blobs in one body; retried whole (blobs are idempotent)."""
         path = f"courses/{_q(course)}/blobs"
-        for attempt in range(self.retries + 1):
+
+        def attempt() -> None:
             length, body = batches.upload_body(files, self.progress.advance)
             headers = {"Content-Type": batches.MEDIA_TYPE, "Content-Length": str(length)}
-            try:
-                response = self.http.post(path, params=self.params, content=body, headers=headers)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise ClientError(f"Upload of {len(files)} files failed: {exc}") from exc
-                self._sleep(attempt)
-                continue
-            if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                self._sleep(attempt)
-                continue
-            if response.is_error:
-                raise _error(response)
-            for item in files:
-                self.progress.file_done(item.path)
-            return sum(item.size for item in files)
-        raise AssertionError("unreachable")
+            _checked(self.http.post(path, params=self.params, content=body, headers=headers))
+
+        self._retrying(f"Upload of {len(files)} files failed", attempt)
+        for item in files:
+            self.progress.file_done(item.path)
+        return sum(item.size for item in files)
 
     def _upload_blob(self, course: str, item: LocalFile) -> int:
         path = f"courses/{_q(course)}/blobs/{item.sha256}"
         offset = 0
-        for attempt in range(self.retries + 1):
-            try:
-                return self._put_from(path, item, offset)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise ClientError(f"Upload of {item.path} failed: {exc}") from exc
-                self._sleep(attempt)
-                offset = self.request("GET", path + "/upload")["offset"]
-                if offset >= item.size:
-                    return 0
-        raise AssertionError("unreachable")
+
+        def resume() -> None:  # where the server's copy ends (all of it: an empty PUT)
+            nonlocal offset
+            offset = self.request("GET", path + "/upload")["offset"]
+
+        return self._retrying(
+            f"Upload of {item.path} failed",
+            lambda: self._put_from(path, item, offset),
+            before_retry=resume,
+        )
 
     def _put_from(self, path: str, item: LocalFile, offset: int) -> int:
         params = {**self.params, "size": item.size, "offset": offset}
@@ -268,8 +279,7 @@ class NgshareClient:
         )
         if response.status_code == 409 and response.json()["error"].get("offset") is not None:
             return self._put_from(path, item, response.json()["error"]["offset"])
-        if response.is_error:
-            raise _error(response)
+        _checked(response)
         return item.size - offset
 
     def _read_from(self, source: Path, offset: int) -> Iterator[bytes]:
@@ -483,25 +493,17 @@ class NgshareClient:
         """One request for several small blobs, split by size and each hash checked."""
         path = f"courses/{_q(course)}/blobs/batch"
         body = {"sha256": [entry["sha256"] for entry, _target in jobs]}
-        for attempt in range(self.retries + 1):
-            try:
-                with self.http.stream("POST", path, params=self.params, json=body) as response:
-                    if response.is_error:
-                        response.read()
-                        if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                            self._sleep(attempt)
-                            continue
-                        raise _error(response)
-                    splitter = batches.Splitter(response.iter_raw())
-                    for entry, target in jobs:
-                        self._write_piece(splitter, entry, target)
-                    if not splitter.at_end():
-                        raise ClientError("The server sent more bytes than the files it named")
-                break
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise ClientError(f"Download of {len(jobs)} files failed: {exc}") from exc
-                self._sleep(attempt)
+
+        def attempt() -> None:
+            with self.http.stream("POST", path, params=self.params, json=body) as response:
+                _checked(response)
+                splitter = batches.Splitter(response.iter_raw())
+                for entry, target in jobs:
+                    self._write_piece(splitter, entry, target)
+                if not splitter.at_end():
+                    raise ClientError("The server sent more bytes than the files it named")
+
+        self._retrying(f"Download of {len(jobs)} files failed", attempt)
         for entry, target in jobs:
             self.local_copies.add(entry["sha256"], target)
             self._placed(entry, target, 0)
@@ -552,15 +554,9 @@ class NgshareClient:
                 sink: InlineSink = BackgroundSink(handle, hashlib.sha256(), direct=True)
             else:
                 sink = InlineSink(handle, hashlib.sha256())
-            try:
-                for attempt in range(self.retries + 1):
-                    try:
-                        self._stream_into(path, sink, size)
-                        break
-                    except httpx.TransportError as exc:
-                        if attempt == self.retries:
-                            raise ClientError(f"Download of {target.name} failed: {exc}") from exc
-                        self._sleep(attempt)
+            try:  # a retry continues from the bytes received (a Range request)
+                failure = f"Download of {target.name} failed"
+                self._retrying(failure, lambda: self._stream_into(path, sink, size))
             finally:
                 sink.close()
         if sink.hexdigest() != sha256 or target.stat().st_size != size:
@@ -573,9 +569,7 @@ class NgshareClient:
             return
         headers = {"Range": f"bytes={done}-"} if done else {}
         with self.http.stream("GET", path, params=self.params, headers=headers) as response:
-            if response.is_error:
-                response.read()
-                raise _error(response)
+            _checked(response)
             for chunk in response.iter_raw():  # blobs and archives come uncompressed
                 sink.write(chunk)
                 self.progress.advance(len(chunk))
@@ -610,14 +604,22 @@ class NgshareClient:
         version: int | None = None,
         submission_id: int | None = None,
     ) -> None:
-        """Tell the audit history that a download finished (fetch, collect, feedback_fetch)."""
+        """Tell the audit history that a download finished (fetch, collect, feedback_fetch).
+
+        The files are in place by then, so a report that fails (after the
+        retries a request that never left allows) is logged, not raised.
+        """
         body = {
             "action": action,
             "assignment": assignment,
             "version": version,
             "submission_id": submission_id,
         }
-        self.request("POST", f"courses/{_q(course)}/events", json=body, idempotent=False)
+        path = f"courses/{_q(course)}/events"
+        try:
+            self.request("POST", path, json=body, idempotent=False)
+        except ClientError as exc:
+            log.warning("The %s of %s worked but was not recorded: %s", action, assignment, exc)
 
     def stream_archive(self, path: str, params: dict, write: Callable[[bytes], object]) -> None:
         with self.http.stream("GET", path, params={**self.params, **params}) as response:
@@ -626,6 +628,25 @@ class NgshareClient:
                 raise _error(response)
             for chunk in response.iter_raw():  # blobs and archives come uncompressed
                 write(chunk)
+
+
+class _Unavailable(Exception):
+    """A 502-504 answer: worth another attempt; `error` is raised if none is left."""
+
+    def __init__(self, error: ClientError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _checked(response: httpx.Response) -> httpx.Response:
+    """`response` if it succeeded; else its error (read first, when streamed)."""
+    if response.is_error:
+        response.read()
+        error = _error(response)
+        if response.status_code in RETRY_STATUSES:
+            raise _Unavailable(error)
+        raise error
+    return response
 
 
 def _error(response: httpx.Response) -> ClientError:
