@@ -10,69 +10,27 @@ marker file matches the requirements below; a half-built one is rebuilt.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-PYTHON = "python3.11"
+from tests.venvs import REPO, VenvSpec, ensure
+
 NBGRADER = "nbgrader==0.9.6"
 CLIENT = "ngshare-exchange==0.5.3"
-CLIENT_RUNTIME_DEPS = ["rapidfuzz", "requests"]
-MARKER = ".ngshare-compat-ready"
-SPEC = f"{PYTHON} {NBGRADER} {CLIENT} --no-deps {' '.join(CLIENT_RUNTIME_DEPS)}\n"
-
-
-class CompatEnvError(RuntimeError):
-    """The client virtualenv could not be built."""
-
-
-def venv_path() -> Path:
-    return Path(os.environ.get("NGSHARE_COMPAT_VENV") or REPO / ".venv-compat")
-
-
-def _run(command: list[str], timeout: float) -> None:
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
-    if result.returncode != 0:
-        raise CompatEnvError(
-            f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        )
-
-
-def _build(venv: Path) -> None:
-    if venv.exists():
-        shutil.rmtree(venv)
-    python = shutil.which(PYTHON)
-    if python is None:
-        raise CompatEnvError(f"{PYTHON} is not on PATH")
-    _run([python, "-m", "venv", str(venv)], timeout=120)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    _run([*pip, NBGRADER], timeout=1200)
-    _run([*pip, "--no-deps", CLIENT], timeout=300)
-    _run([*pip, *CLIENT_RUNTIME_DEPS], timeout=300)
-    (venv / MARKER).write_text(SPEC)
+CLIENT_RUNTIME_DEPS = ("rapidfuzz", "requests")
+SPEC = VenvSpec(
+    name="compat",
+    env_var="NGSHARE_COMPAT_VENV",
+    default=REPO / ".venv-compat",
+    installs=(((NBGRADER,), 1200), (("--no-deps", CLIENT), 300), (CLIENT_RUNTIME_DEPS, 300)),
+)
 
 
 def ensure_venv(venv: Path | None = None) -> Path:
     """Return the client virtualenv, building it first unless its marker says it is complete."""
-    venv = venv or venv_path()
-    venv = venv.resolve()
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(str(venv).encode()).hexdigest()[:16]
-    lock_path = Path(tempfile.gettempdir()) / f"ngshare-compat-{digest}.lock"
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        marker = venv / MARKER
-        if not (marker.is_file() and marker.read_text() == SPEC):
-            _build(venv)
-    return venv
+    return ensure(SPEC, venv)
 
 
 @dataclass

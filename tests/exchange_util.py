@@ -12,14 +12,15 @@ import httpx
 import pytest
 
 from ngshare.client import NgshareClient
-from tests.nbgrader_env import NbgraderEnvError, Person, ensure_venv, plugin_config
+from tests.nbgrader_env import Person, ensure_venv, plugin_config
 from tests.servers import ServerProcess, token_for, write_token_file
+from tests.venvs import VenvError
 
 
 def build_venv() -> Path:
     try:
         return ensure_venv()
-    except (NbgraderEnvError, OSError) as exc:
+    except (VenvError, OSError) as exc:
         pytest.fail(f"could not build the nbgrader virtualenv: {exc}")
 
 

@@ -15,69 +15,27 @@ URL through NGSHARE_URL or the nbgrader config).
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-PYTHON = "python3.11"
+from tests.venvs import REPO, VenvSpec, ensure
+
 NBGRADER = "nbgrader==0.9.6"
-MARKER = ".ngshare-nbgrader-ready"
-
-
-class NbgraderEnvError(RuntimeError):
-    """The nbgrader virtualenv could not be built."""
-
-
-def venv_path() -> Path:
-    return Path(os.environ.get("NGSHARE_NBGRADER_VENV") or REPO / ".venv-nbgrader")
-
-
-def _spec() -> str:
-    return f"{PYTHON} {NBGRADER} -e {REPO}\n"
-
-
-def _run(command: list[str], timeout: float) -> None:
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
-    if result.returncode != 0:
-        raise NbgraderEnvError(
-            f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        )
-
-
-def _build(venv: Path) -> None:
-    if venv.exists():
-        shutil.rmtree(venv)
-    python = shutil.which(PYTHON)
-    if python is None:
-        raise NbgraderEnvError(f"{PYTHON} is not on PATH")
-    _run([python, "-m", "venv", str(venv)], timeout=120)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    _run([*pip, NBGRADER, "-e", f"{REPO}[nbgrader]"], timeout=1500)
-    (venv / MARKER).write_text(_spec())
+SPEC = VenvSpec(
+    name="nbgrader",
+    env_var="NGSHARE_NBGRADER_VENV",
+    default=REPO / ".venv-nbgrader",
+    installs=(((NBGRADER, "-e", f"{REPO}[nbgrader]"), 1500),),
+)
 
 
 def ensure_venv(venv: Path | None = None) -> Path:
     """Return the nbgrader virtualenv, building it first unless its marker says it is complete."""
-    venv = (venv or venv_path()).resolve()
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(str(venv).encode()).hexdigest()[:16]
-    lock_path = Path(tempfile.gettempdir()) / f"ngshare-nbgrader-{digest}.lock"
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        marker = venv / MARKER
-        if not (marker.is_file() and marker.read_text() == _spec()):
-            _build(venv)
-    return venv
+    return ensure(SPEC, venv)
 
 
 @dataclass

@@ -36,8 +36,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.compat_env import CompatEnvError, NbgraderUser, ensure_venv, exchange_config
+from tests.compat_env import NbgraderUser, ensure_venv, exchange_config
 from tests.servers import ServerProcess, token_for, write_token_file
+from tests.venvs import VenvError
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral, pytest.mark.timeout(1800)]
 
@@ -55,7 +56,7 @@ CACHE = Path(".local/share/jupyter/nbgrader_cache") / COURSE
 def compat_venv() -> Path:
     try:
         return ensure_venv()
-    except (CompatEnvError, OSError) as exc:
+    except (VenvError, OSError) as exc:
         pytest.fail(f"could not build the ngshare-exchange client virtualenv: {exc}")
 
 
