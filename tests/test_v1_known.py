@@ -184,3 +184,20 @@ def test_a_recognised_blob_deleted_before_commit_is_a_conflict(tmp_path):
     again, made = upload(store, body, [1000], known_files(store))
     assert len(made) == 1 and staged_bytes(again.files.entries[0]) == STORED
     again.files.discard()
+
+
+def test_encoding_cache_drops_the_least_recently_used(tmp_path):
+    store = LocalBlobStore(tmp_path / "blobs")
+    blobs = [random.Random(n).randbytes(3000) for n in range(3)]
+    for data in blobs:
+        store.put_bytes(data, hash_bytes(data))
+    digests = [hash_bytes(data) for data in blobs]
+    room = max(len(encode_v1(data)) for data in blobs) * 2 + 10  # for any two, not three
+    cache = EncodingCache(store, budget=room)
+    cache.budget_per_file = cache.budget  # (a quarter of the budget is the usual cap per file)
+    first = [cache.get(d.sha256, d.size, None) for d in digests[:2]]
+    cache.get(digests[0].sha256, digests[0].size, None)  # the first is now the most recent
+    cache.get(digests[2].sha256, digests[2].size, None)  # the second must go
+    assert cache.get(digests[0].sha256, digests[0].size, None).raw is first[0].raw
+    assert cache.get(digests[1].sha256, digests[1].size, None).raw is not first[1].raw
+    assert cache._held <= cache.budget

@@ -44,6 +44,7 @@ class EncodingCache:
     def __init__(self, store: BlobStore, budget: int = CACHE_BYTES) -> None:
         self.store = store
         self.budget = budget
+        self.budget_per_file = budget // 4
         self._raw: OrderedDict[str, bytes] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
@@ -58,7 +59,7 @@ class EncodingCache:
 
         The blob is touched, so the garbage collector spares it while the
         upload that may end up naming it is in flight."""
-        if size * 4 // 3 + 4 > self.budget // 4 or not self.store.touch(sha256):
+        if size * 4 // 3 + 4 > self.budget_per_file or not self.store.touch(sha256):
             return None
         with self._lock:  # one encoding per blob, however many uploads ask at once
             raw = self._raw.get(sha256)
