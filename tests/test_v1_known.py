@@ -8,6 +8,9 @@ import base64
 import hashlib
 import json
 import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote_plus
 
 import pytest
@@ -201,3 +204,50 @@ def test_encoding_cache_drops_the_least_recently_used(tmp_path):
     assert cache.get(digests[0].sha256, digests[0].size, None).raw is first[0].raw
     assert cache.get(digests[1].sha256, digests[1].size, None).raw is not first[1].raw
     assert cache._held <= cache.budget
+
+
+def test_concurrent_askers_share_one_encoding(store, monkeypatch):
+    """A class submitting at once: the dataset is read and encoded once, not per student."""
+    digest = hash_bytes(STORED)
+    cache = EncodingCache(store)
+    opened = []
+    real_open = store.open
+
+    def counting_open(sha256):
+        opened.append(sha256)
+        time.sleep(0.05)  # long enough for the others to arrive meanwhile
+        return real_open(sha256)
+
+    monkeypatch.setattr(store, "open", counting_open)
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda _: cache.get(digest.sha256, digest.size, None), range(8)))
+    assert opened == [digest.sha256]
+    assert all(item.raw is found[0].raw for item in found)
+    assert cache._encoding == {}
+
+
+def test_an_encoding_in_progress_does_not_hold_up_other_blobs(tmp_path, monkeypatch):
+    store = LocalBlobStore(tmp_path / "blobs")
+    slow, quick = random.Random(1).randbytes(5000), random.Random(2).randbytes(5000)
+    for data in (slow, quick):
+        store.put_bytes(data, hash_bytes(data))
+    slow_digest, quick_digest = hash_bytes(slow), hash_bytes(quick)
+    cache = EncodingCache(store)
+    cache.get(quick_digest.sha256, quick_digest.size, None)  # cached already
+    entered, release = threading.Event(), threading.Event()
+    real_open = store.open
+
+    def stalled_open(sha256):
+        if sha256 == slow_digest.sha256:
+            entered.set()
+            assert release.wait(10), "the test never let the slow read finish"
+        return real_open(sha256)
+
+    monkeypatch.setattr(store, "open", stalled_open)
+    with ThreadPoolExecutor(2) as pool:
+        stalled = pool.submit(cache.get, slow_digest.sha256, slow_digest.size, None)
+        assert entered.wait(5)  # the slow blob is being read now
+        other = pool.submit(cache.get, quick_digest.sha256, quick_digest.size, None)
+        assert other.result(timeout=5) is not None  # served while the slow one is read
+        release.set()
+        assert stalled.result(timeout=5).raw == encode_v1(slow)

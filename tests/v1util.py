@@ -10,7 +10,8 @@ import httpx
 
 
 def encode_files(files: dict[str, bytes]) -> str:
-    """The v1 `files` field, as ngshare_exchange builds it (base64 with line breaks)."""
+    """The v1 `files` field with base64 line breaks, as ngshare_exchange sends feedback
+    (its submissions and releases use b64encode, without them: both must work)."""
     return json.dumps(
         [{"path": p, "content": base64.encodebytes(c).decode()} for p, c in files.items()]
     )

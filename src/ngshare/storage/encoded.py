@@ -47,7 +47,8 @@ class EncodingCache:
         self.budget_per_file = budget // 4
         self._raw: OrderedDict[str, bytes] = OrderedDict()
         self._held = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the dict and the counters, held briefly
+        self._encoding: dict[str, threading.Lock] = {}  # one per blob being encoded
         self.recognised_bytes = 0  # of uploads found equal to stored files (a metric)
 
     def recognised(self, size: int) -> None:
@@ -61,14 +62,30 @@ class EncodingCache:
         upload that may end up naming it is in flight."""
         if size * 4 // 3 + 4 > self.budget_per_file or not self.store.touch(sha256):
             return None
-        with self._lock:  # one encoding per blob, however many uploads ask at once
-            raw = self._raw.get(sha256)
-            if raw is None:
-                with self.store.open(sha256) as handle:
-                    raw = encode_v1(handle.read())
-                self._raw[sha256] = raw
-                self._held += len(raw)
-                while self._held > self.budget:
-                    self._held -= len(self._raw.popitem(last=False)[1])
-            self._raw.move_to_end(sha256)
+        raw = self._cached(sha256)
+        if raw is None:
+            with self._lock:
+                encoding = self._encoding.setdefault(sha256, threading.Lock())
+            with encoding:  # one encoding per blob, however many uploads ask at once
+                raw = self._cached(sha256)
+                if raw is None:
+                    with self.store.open(sha256) as handle:
+                        raw = encode_v1(handle.read())
+                    self._keep(sha256, raw)
+            with self._lock:
+                self._encoding.pop(sha256, None)
         return KnownFile(sha256=sha256, md5=md5 or "", size=size, raw=raw)
+
+    def _cached(self, sha256: str) -> bytes | None:
+        with self._lock:
+            raw = self._raw.get(sha256)
+            if raw is not None:
+                self._raw.move_to_end(sha256)
+            return raw
+
+    def _keep(self, sha256: str, raw: bytes) -> None:
+        with self._lock:
+            self._raw[sha256] = raw
+            self._held += len(raw)
+            while self._held > self.budget:
+                self._held -= len(self._raw.popitem(last=False)[1])
