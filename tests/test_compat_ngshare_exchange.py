@@ -80,9 +80,9 @@ def client(server: ServerProcess, user: str) -> httpx.Client:
     )
 
 
-def create_course(server: ServerProcess) -> None:
+def create_course(server: ServerProcess, course: str = COURSE) -> None:
     with client(server, "admin") as admin:
-        created = admin.post(f"course/{COURSE}", data={"instructors": '["inst1"]'})
+        created = admin.post(f"course/{course}", data={"instructors": '["inst1"]'})
         assert created.json() == {"success": True}
         for student in STUDENTS:
             names = {
@@ -90,7 +90,7 @@ def create_course(server: ServerProcess) -> None:
                 "last_name": "Compat",
                 "email": f"{student}@x.org",
             }
-            added = admin.post(f"student/{COURSE}/{student}", data=names)
+            added = admin.post(f"student/{course}/{student}", data=names)
             assert added.json() == {"success": True}
 
 
@@ -291,3 +291,53 @@ def test_released_ngshare_exchange_runs_a_full_nbgrader_cycle(
     log = compat_server.log()
     assert "Traceback" not in log, log
     assert "internal server error" not in log.lower(), log
+
+
+def recognised_bytes(server: ServerProcess) -> float:
+    with client(server, "admin") as admin:
+        text = admin.get("metrics").text
+    (line,) = [x for x in text.splitlines() if x.startswith("ngshare_v1_recognised_bytes_total")]
+    return float(line.split()[-1])
+
+
+def test_a_dataset_sent_back_by_the_released_client_is_recognised(
+    compat_venv: Path, compat_server: ServerProcess, tmp_path: Path
+) -> None:
+    """ngshare_exchange sends every file of the assignment in each submission: the
+    release's 3 MB data file comes back unchanged, is recognised as the stored one
+    (not decoded, hashed or written again, see ngshare/api/v1/known.py) and is
+    collected intact."""
+    course, assignment = "compat102", "ps2"
+    create_course(compat_server, course)
+    root = tmp_path / "home" / "inst1" / "course"
+    source = root / "source" / assignment
+    source.mkdir(parents=True)
+    (source / NOTEBOOK).write_text(source_notebook())
+    data = hashlib.sha256(b"seed").digest() * (3 * 1024 * 1024 // 32)
+    (source / "data.bin").write_bytes(data)
+    instructor = NbgraderUser(
+        "inst1",
+        token_for("inst1"),
+        compat_venv,
+        tmp_path / "home" / "inst1",
+        exchange_config(compat_server.url, course, root),
+    )
+    student = NbgraderUser(
+        "stu1",
+        token_for("stu1"),
+        compat_venv,
+        tmp_path / "home" / "stu1",
+        exchange_config(compat_server.url, course),
+    )
+    run_ok(instructor, "generate_assignment", assignment)
+    run_ok(instructor, "release_assignment", assignment)
+    run_ok(student, "fetch_assignment", assignment)
+    assert (student.home / assignment / "data.bin").read_bytes() == data
+    before = recognised_bytes(compat_server)
+    run_ok(student, "submit", assignment)
+    assert recognised_bytes(compat_server) - before == len(data)
+    run_ok(instructor, "collect", assignment)
+    collected = root / "submitted" / "stu1" / assignment
+    assert (collected / "data.bin").read_bytes() == data
+    fetched = student.home / assignment / NOTEBOOK
+    assert (collected / NOTEBOOK).read_bytes() == fetched.read_bytes()
