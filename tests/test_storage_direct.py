@@ -6,6 +6,7 @@ test forces.
 """
 
 import errno
+import fcntl
 import hashlib
 import os
 import random
@@ -111,3 +112,31 @@ def test_direct_io_can_be_turned_off(tmp_path):
     upload = store.begin_upload(hashlib.sha256(data).hexdigest(), "alice", size=len(data))
     assert upload.appender is None
     upload.abort()
+
+
+def test_a_filesystem_refusing_direct_writes_falls_back_mid_upload(store, monkeypatch):
+    """Some filesystems take O_DIRECT at open and refuse the writes: the first refusal
+    (here after a whole buffer and a short write) turns the rest into ordinary writes,
+    from where the last whole buffer ended (the partial file is opened to append)."""
+    real_pwrite = os.pwrite
+    direct_writes = []
+
+    def refusing(fd, data, offset):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & direct_module.O_DIRECT:
+            direct_writes.append(offset)
+            if len(direct_writes) == 2:  # a short write first, then the refusal
+                return real_pwrite(fd, data[: 2 * ALIGN], offset)
+            if len(direct_writes) > 2:
+                raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(direct_module.os, "pwrite", refusing)
+    data = payload()
+    sha = hashlib.sha256(data).hexdigest()
+    upload = store.begin_upload(sha, "alice", size=len(data))
+    assert upload.appender is not None
+    for piece in pieces(data, [1 << 20, 4097]):
+        upload.write(piece)
+    upload.finish()
+    assert direct_writes == [0, BUFFER, BUFFER + 2 * ALIGN]  # whole, short, refused; none after
+    assert store.path_for(sha).read_bytes() == data

@@ -30,7 +30,7 @@ class DirectAppender:
     """Appends to `path` from `offset` on; `fd` is an ordinary descriptor of the same file."""
 
     def __init__(self, path: Path, fd: int, offset: int) -> None:
-        self.direct_fd = os.open(path, os.O_WRONLY | O_DIRECT)
+        self.direct_fd: int | None = os.open(path, os.O_WRONLY | O_DIRECT)
         self.fd = fd
         self.position = offset  # where the buffer's first byte belongs
         self.buffer = mmap.mmap(-1, BUFFER)
@@ -50,9 +50,24 @@ class DirectAppender:
             self.filled += taken
             data = data[taken:]
             if self.filled == BUFFER:
-                _write_all(self.direct_fd, self.view, self.position)
+                self._write_blocks(self.view, self.position)
                 self.position += BUFFER
                 self.filled = 0
+
+    def _write_blocks(self, view: memoryview, position: int) -> None:
+        """Whole blocks at `position`: with O_DIRECT, or the ordinary way from the
+        first refusal on (a filesystem may accept O_DIRECT at open and refuse writes)."""
+        if self.direct_fd is not None:
+            try:
+                _write_all(self.direct_fd, view, position)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                os.close(self.direct_fd)
+                self.direct_fd = None
+                os.ftruncate(self.fd, position)  # a part written before the refusal goes
+        _write_all(self.fd, view, position)
 
     def close(self, keep: bool = True) -> None:
         """Write what is buffered (unless `keep` is False) and release the buffer."""
@@ -61,12 +76,13 @@ class DirectAppender:
         try:
             if keep and self.filled:
                 whole = self.filled - self.filled % ALIGN
-                _write_all(self.direct_fd, self.view[:whole], self.position)
+                self._write_blocks(self.view[:whole], self.position)
                 _write_all(self.fd, self.view[whole : self.filled], self.position + whole)
                 self.position += self.filled
         finally:
             self.filled = 0
-            os.close(self.direct_fd)
+            if self.direct_fd is not None:
+                os.close(self.direct_fd)
             self.view.release()
             self.buffer.close()
 
