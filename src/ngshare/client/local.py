@@ -141,22 +141,24 @@ class LocalCopies:
             del self._files[sha256]
         source, signature, spare = found
         try:
-            if _signature(os.stat(source)) != signature:
+            stat = os.stat(source)
+            if _signature(stat) != signature:
                 raise OSError("changed")
             if size != signature[0]:
                 raise OSError("another size")
             if spare:
                 os.replace(source, target)
-            elif executable or not self._link(source, size, target):
+            elif executable or not self._link(source, stat, target):
                 shutil.copyfile(source, target)
         except OSError:
             return False
         self.add(sha256, target if spare else Path(source))
         return True
 
-    def _link(self, source: str, size: int, target: Path) -> bool:
-        """Hard-link `target` to `source` when allowed; False to copy instead."""
-        if self.link_min is None or size < self.link_min or os.stat(source).st_mode & 0o111:
+    def _link(self, source: str, stat: os.stat_result, target: Path) -> bool:
+        """Hard-link `target` to `source` (whose `stat` was just taken) when allowed;
+        False to copy instead."""
+        if self.link_min is None or stat.st_size < self.link_min or stat.st_mode & 0o111:
             return False
         try:
             os.link(source, target)
