@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ngshare.storage.direct import DIRECT_MIN
+
 AuthKind = Literal["hub", "token-file", "dev"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -56,7 +58,7 @@ class Settings(BaseSettings):
         None, description="Directory of the local blob store. Default: <data-dir>/blobs."
     )
     storage_direct_io_mb: int = Field(
-        64,
+        DIRECT_MIN // 2**20,
         ge=0,
         description="Local store: uploads of at least this many MiB are written with O_DIRECT, "
         "past the page cache (Linux; 0: never).",

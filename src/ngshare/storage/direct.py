@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 ALIGN = 4096  # a multiple of every logical block size in use (512, 4096)
+DIRECT_MIN = 64 * 1024 * 1024  # the default: uploads this large skip the page cache
 BUFFER = 4 * 1024 * 1024
 O_DIRECT = getattr(os, "O_DIRECT", 0)  # Linux; elsewhere uploads use the page cache
 

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ngshare.storage.base import CHUNK, Digest, Hashes, HashMismatch, UploadBusy
-from ngshare.storage.direct import DirectAppender, open_direct
+from ngshare.storage.direct import DIRECT_MIN, DirectAppender, open_direct
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-DIRECT_MIN = 64 * 1024 * 1024
 _HASHING = ThreadPoolExecutor(4, thread_name_prefix="ngshare-hash")  # for large uploads
 
 
