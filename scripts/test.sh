@@ -14,5 +14,7 @@ fi
 .venv/bin/ruff format --check src tests bench
 .venv/bin/ruff check src tests bench
 # -n auto: one pytest worker per CPU (pytest-xdist); every test has its own ports,
-# directories and database, so they run side by side
-exec .venv/bin/pytest -n auto "$@"
+# directories and database, so they run side by side. --dist loadscope keeps each
+# module on one worker: some modules are a story told in order over one module-scoped
+# server (the browser tests create a course, then use it), and their fixtures start once
+exec .venv/bin/pytest -n auto --dist loadscope "$@"
