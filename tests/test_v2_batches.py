@@ -76,6 +76,19 @@ def test_upload_batch_refuses_a_mismatch_and_keeps_nothing_of_it(http, course):
     assert missing(stu, course, [sha(good), wrong, sha(after)]) == {wrong, sha(after)}
 
 
+def test_upload_batch_refuses_a_small_mismatch_and_stores_the_blobs_before_it(http, course):
+    stu = http("stu1")
+    good, bad, after = os.urandom(100), os.urandom(1000), os.urandom(50)
+    wrong = sha(b"not these bytes either")
+    declared = [(sha(good), 100), (wrong, len(bad)), (sha(after), 50)]
+    answer = post_batch(stu, course, batch_body([good, bad, after], declared))
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["reason"] == "hash_mismatch" and wrong in error["message"]
+    assert sha(bad) in error["message"]  # what the bytes really hash to
+    assert {sha(good), wrong} & missing(stu, course, [sha(good), wrong]) == {wrong}
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, aliased
 from ngshare.db.models import Feedback, FileSet, Release, Submission
 from ngshare.domain.archives import ArchiveEntry, Entry, InlineEntry
 from ngshare.domain.audit import Origin
-from ngshare.domain.filesets import StagedFile, create_fileset, list_files
+from ngshare.domain.filesets import NewFileSet, StagedFile, create_fileset, list_files
 from ngshare.domain.lookup import latest_timestamp, submittable_assignment
 from ngshare.domain.policies import judge_submission
 from ngshare.timestamps import format_v1, next_after, now
@@ -35,11 +35,8 @@ def submissions_query(assignment_id: int | BindParameter) -> Select:
     )
 
 
-# Built once, as every submission asks: by id (parameters assignment_id, submission_id),
-# and by the client's idempotency key (assignment_id, student, key).
-BY_ID = submissions_query(bindparam("assignment_id")).where(
-    Submission.id == bindparam("submission_id")
-)
+# Built once, as every keyed submission asks: by the client's idempotency key
+# (parameters assignment_id, student, key).
 BY_KEY = submissions_query(bindparam("assignment_id")).where(
     Submission.student == bindparam("student"), Submission.client_key == bindparam("key")
 )
@@ -51,7 +48,7 @@ ONE_SUBMISSION = submissions_query(bindparam("assignment_id")).where(
 )
 
 
-def submission_summary(row: Row) -> dict:
+def submission_summary(row: Row | tuple) -> dict:
     """One row of `submissions_query` as the v2 API describes a submission."""
     submission, version, fileset, feedback, feedback_set = row
     return {
@@ -126,13 +123,12 @@ def add_submission(
     files: list[StagedFile],
     origin: Origin,
     client_key: str | None = None,
-) -> tuple[Submission, int]:
+) -> Submitted:
     """Inside a write transaction: judge the rules at this instant, stamp, commit, record.
 
     The stamp is strictly after the student's previous one; a simultaneous
     submission taking the same stamp makes the transaction fail with an
-    IntegrityError, which the caller retries. Returns the submission and the
-    assignment's id.
+    IntegrityError, which the caller retries.
     """
     row = submittable_assignment(session, who.course_id, assignment, who.instructor)
     stamp = next_after(now(), latest_timestamp(session, row.id, who.name))
@@ -160,7 +156,25 @@ def add_submission(
         submission_id=submission.id,
         digest=fileset.digest,
     )
-    return submission, row.id
+    return Submitted(submission, fileset)
+
+
+_RELEASE_VERSION = select(Release.version).where(Release.id == bindparam("release_id"))
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A submission just added, with its file set: enough to describe it without a query."""
+
+    submission: Submission
+    fileset: NewFileSet
+
+    def summary(self, session: Session) -> dict:
+        """`submission_summary` of the new submission (it has no feedback yet)."""
+        version = None
+        if self.submission.release_id is not None:
+            version = session.scalar(_RELEASE_VERSION, {"release_id": self.submission.release_id})
+        return submission_summary((self.submission, version, self.fileset, None, None))
 
 
 @dataclass(frozen=True)

@@ -81,10 +81,8 @@ def submit(
     for _attempt in range(SUBMIT_ATTEMPTS):
         try:
             with state.db.write() as session:
-                submission, _assignment_id = add_submission(
-                    session, who, assignment, staged, origin
-                )
-            return ok(timestamp=format_v1(submission.timestamp))
+                added = add_submission(session, who, assignment, staged, origin)
+            return ok(timestamp=format_v1(added.submission.timestamp))
         except IntegrityError:
             continue  # a simultaneous submission by the same student took this stamp
     raise Conflict("Another submission is in progress; try again")

@@ -25,7 +25,6 @@ from ngshare.domain.filesets import list_files
 from ngshare.domain.lookup import submittable_assignment, visible_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
 from ngshare.domain.submissions import (
-    BY_ID,
     BY_KEY,
     ONE_SUBMISSION,
     Submitter,
@@ -77,11 +76,8 @@ def submit(
         try:
             with state.db.write() as session:
                 check_quota(session, ctx.course_id, size, state.limits)
-                submission, assignment_id = add_submission(
-                    session, who, assignment, staged, origin, idempotency_key
-                )
-                params = {"assignment_id": assignment_id, "submission_id": submission.id}
-                body = _out(session.execute(BY_ID, params).one())
+                added = add_submission(session, who, assignment, staged, origin, idempotency_key)
+                body = added.summary(session)
             return JSONResponse(SubmissionOut(**body).model_dump(mode="json"), status_code=201)
         except IntegrityError:
             with state.db.read() as session:
