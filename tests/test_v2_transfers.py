@@ -4,13 +4,16 @@ import hashlib
 import io
 import json
 import os
+import random
 import tarfile
+import time
 import zipfile
 
 import anyio
 import httpx
 import pytest
 
+from ngshare.api.v2.blobs import LARGE_FILE, WRITE_BATCH, _receive
 from ngshare.client import ClientError, NgshareClient, scan_tree
 from ngshare.storage.pieces import SEND_CHUNK, file_pieces
 from tests.servers import token_for
@@ -168,6 +171,70 @@ def test_hash_mismatch_is_refused_and_not_stored(server, course):
         headers=headers,
     ).json()
     assert missing == {"missing": [claimed]}
+
+
+def test_large_upload_in_odd_pieces_arrives_whole(server, course, tmp_path):
+    """Past LARGE_FILE the server gathers 4 MiB batches in reused buffers, writes them
+    with O_DIRECT and hashes each one behind the write: a buffer reused too early
+    would change the bytes hashed or stored, and the upload would be refused."""
+    size = LARGE_FILE + 3 * 1024 * 1024 + 17
+    data = random.Random(7).randbytes(size)
+    sha = hashlib.sha256(data).hexdigest()
+
+    def odd_pieces():
+        start, sizes = 0, [65536 + 3, 1 << 20, 777, 3 << 20]
+        while start < size:
+            step = sizes[start % len(sizes)]
+            yield data[start : start + step]
+            start += step
+
+    headers = {"Authorization": f"token {token_for('inst1')}"}
+    url = f"{server.url}/v2/courses/{course}/blobs/{sha}"
+    response = httpx.put(
+        url, params={"size": size}, content=odd_pieces(), headers=headers, timeout=120
+    )
+    assert response.status_code == 201, response.text
+    entry = {"path": "big.bin", "sha256": sha, "size": size, "executable": False}
+    assignment = f"{server.url}/v2/courses/{course}/assignments/bigone"
+    assert httpx.put(assignment, json={"files": [entry]}, headers=headers).status_code == 201
+    back = httpx.get(url, headers=headers, timeout=120)
+    assert back.status_code == 200 and hashlib.sha256(back.content).hexdigest() == sha
+
+
+def test_batch_ring_never_refills_a_buffer_still_being_hashed():
+    """`upload.write` may return while its batch is still hashed (a large upload):
+    the ring must not hand that buffer out again before the next `write` returns.
+    The writer here keeps each batch "in use" until its next write returns and
+    checks it was not changed meanwhile; it sleeps so the reader runs ahead."""
+
+    class SlowUpload:
+        def __init__(self):
+            self.kept: tuple[memoryview, bytes] | None = None
+            self.received = bytearray()
+
+        def write(self, batch):
+            if self.kept is not None:
+                view, copy = self.kept
+                assert bytes(view) == copy, "a buffer was refilled while still in use"
+            self.kept = (batch, bytes(batch))
+            self.received += batch
+            time.sleep(0.002)
+
+    class Body:
+        def __init__(self, chunks):
+            self.chunks = chunks
+
+        async def stream(self):
+            for chunk in self.chunks:
+                await anyio.sleep(0)
+                yield chunk
+
+    data = random.Random(3).randbytes(WRITE_BATCH * 9 + 5)
+    chunks = [data[i : i + 300_001] for i in range(0, len(data), 300_001)]
+    upload = SlowUpload()
+    upload.offset = 0
+    anyio.run(_receive, Body(chunks), upload, len(data))
+    assert bytes(upload.received) == data
 
 
 def test_upload_resumes_at_the_server_offset(server, course):
