@@ -162,6 +162,13 @@ def add_submission(
 _RELEASE_VERSION = select(Release.version).where(Release.id == bindparam("release_id"))
 
 
+def release_version(session: Session, release_id: int | None) -> int | None:
+    """The version number of a release (which never changes once made)."""
+    if release_id is None:
+        return None
+    return session.scalar(_RELEASE_VERSION, {"release_id": release_id})
+
+
 @dataclass(frozen=True)
 class Submitted:
     """A submission just added, with its file set: enough to describe it without a query."""
@@ -169,12 +176,9 @@ class Submitted:
     submission: Submission
     fileset: NewFileSet
 
-    def summary(self, session: Session) -> dict:
+    def summary(self, release_version: int | None) -> dict:
         """`submission_summary` of the new submission (it has no feedback yet)."""
-        version = None
-        if self.submission.release_id is not None:
-            version = session.scalar(_RELEASE_VERSION, {"release_id": self.submission.release_id})
-        return submission_summary((self.submission, version, self.fileset, None, None))
+        return submission_summary((self.submission, release_version, self.fileset, None, None))
 
 
 @dataclass(frozen=True)

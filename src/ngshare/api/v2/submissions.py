@@ -31,6 +31,7 @@ from ngshare.domain.submissions import (
     add_submission,
     collect_entries,
     precheck_submission,
+    release_version,
 )
 from ngshare.domain.submissions import latest_only as _latest_only
 from ngshare.domain.submissions import submission_summary as _out
@@ -70,6 +71,9 @@ def submit(
         if replay is not None:
             return JSONResponse(replay, status_code=200)
         precheck_submission(session, who, assignment)
+        # looked up here, outside SQLite's one-writer lock (the release rarely changes meanwhile)
+        release_id = row.current_release_id
+        version = release_version(session, release_id)
     staged = check_manifest(manifest.files, state.limits, state.store)
     size = sum(f.digest.size for f in staged)
     for _attempt in range(SUBMIT_ATTEMPTS):
@@ -77,7 +81,10 @@ def submit(
             with state.db.write() as session:
                 check_quota(session, ctx.course_id, size, state.limits)
                 added = add_submission(session, who, assignment, staged, origin, idempotency_key)
-                body = added.summary(session)
+            if added.submission.release_id != release_id:
+                with state.db.read() as session:
+                    version = release_version(session, added.submission.release_id)
+            body = added.summary(version)
             return JSONResponse(SubmissionOut(**body).model_dump(mode="json"), status_code=201)
         except IntegrityError:
             with state.db.read() as session:
