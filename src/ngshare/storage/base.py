@@ -69,7 +69,10 @@ class Upload(Protocol):
     `offset` is how many bytes are already held. `write` appends; `finish`
     verifies the whole content against its sha256 and makes the blob durable
     under that name (HashMismatch otherwise, and the partial data is dropped);
-    `suspend` keeps what arrived for a later request to continue.
+    `suspend` keeps what arrived for a later request to continue. The bytes
+    given to `write` may still be read (hashed) until the next `write`
+    returns or `finish`, `suspend` or `abort` is called, so the caller must
+    not change them before (`api.v2.blobs.BatchRing` relies on this).
     """
 
     offset: int
