@@ -29,7 +29,6 @@ from ngshare.db.engine import Database
 from ngshare.db.models import Blob, FileEntry, FileSet
 from ngshare.storage import BlobStore, Digest, hash_bytes
 from ngshare.storage.pieces import blob_pieces
-from ngshare.timestamps import utcnow
 
 B64_CHUNK = 3 * 256 * 1024  # a multiple of 3, so chunks encode independently
 
@@ -94,20 +93,10 @@ def create_fileset(session: Session, kind: str, files: list[StagedFile]) -> NewF
         rows = [{"sha256": d.sha256, "size": d.size, "md5": d.md5 or None} for d in unique.values()]
         statement = dialect_insert(Blob.__table__).on_conflict_do_nothing(index_elements=["sha256"])
         session.execute(statement, rows)
-    created = NewFileSet(
-        id=0,
-        digest=manifest_digest(files),
-        file_count=len(files),
-        total_size=sum(f.digest.size for f in files),
-    )
-    values = {
-        "kind": kind,
-        "digest": created.digest,
-        "file_count": created.file_count,
-        "total_size": created.total_size,
-        "created_at": utcnow(),
-    }
-    fileset_id = session.execute(_INSERT_FILESET, values).scalar_one()
+    digest = manifest_digest(files)
+    total_size = sum(f.digest.size for f in files)
+    values = {"kind": kind, "digest": digest, "file_count": len(files), "total_size": total_size}
+    fileset_id = session.execute(_INSERT_FILESET, values).scalar_one()  # created_at: its default
     if files:
         entries = [
             {"fileset_id": fileset_id, "path": f.path, "sha256": f.digest.sha256,
@@ -115,7 +104,7 @@ def create_fileset(session: Session, kind: str, files: list[StagedFile]) -> NewF
             for f in files
         ]  # fmt: skip
         session.execute(_INSERT_ENTRIES, entries)
-    return replace(created, id=fileset_id)
+    return NewFileSet(fileset_id, digest, len(files), total_size)
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ class BodyReader:
         left = size
         while left:
             if not self.buffer and not await self._more():
-                raise BadRequest(f"The body ended {left} bytes before the blobs it announced")
+                raise _ended_early(left)
             piece = bytes(self.buffer[: min(left, CHUNK)])
             del self.buffer[: len(piece)]
             left -= len(piece)
@@ -99,14 +99,17 @@ class BodyReader:
         """The next `size` bytes at once (a small blob: one copy, not a join of pieces)."""
         while len(self.buffer) < size:
             if not await self._more():
-                left = size - len(self.buffer)
-                raise BadRequest(f"The body ended {left} bytes before the blobs it announced")
+                raise _ended_early(size - len(self.buffer))
         data = bytes(self.buffer[:size])
         del self.buffer[:size]
         return data
 
     async def at_end(self) -> bool:
         return not self.buffer and not await self._more()
+
+
+def _ended_early(left: int) -> BadRequest:
+    return BadRequest(f"The body ended {left} bytes before the blobs it announced")
 
 
 def parse_header(line: bytes, limits: Limits) -> list[BatchBlob]:

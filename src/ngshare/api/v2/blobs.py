@@ -129,8 +129,8 @@ async def _receive(request: Request, upload: Upload, size: int) -> None:
     """Append the body to `upload`, writing one batch while the next arrives.
 
     A writer task takes batches from a queue of one, so reading from the
-    network overlaps writing and hashing, and at most three batches per upload
-    are ever held in memory.
+    network overlaps writing and hashing, and an upload holds at most the four
+    batch buffers of its `BatchRing`.
     """
     queue_in, queue_out = anyio.create_memory_object_stream[memoryview](1)
     outcome = {"received": upload.offset, "too_long": False, "disconnected": False}
