@@ -11,6 +11,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# rfc3987-syntax builds ~35 parsers on import and every JupyterHub start pays ~2 s for it;
+# only jsonschema's "iri" format check uses it (see SLOW_IMPORTS in tests/venvs.py)
+.venv/bin/python -m pip uninstall --quiet --yes rfc3987-syntax
 .venv/bin/ruff format --check src tests bench
 .venv/bin/ruff check src tests bench
 # -n auto: one pytest worker per CPU (pytest-xdist); every test has its own ports,

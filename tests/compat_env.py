@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.venvs import REPO, VenvSpec, ensure
+from tests.venvs import REPO, SLOW_IMPORTS, VenvSpec, ensure
 
 NBGRADER = "nbgrader==0.9.6"
 CLIENT = "ngshare-exchange==0.5.3"
@@ -25,6 +25,7 @@ SPEC = VenvSpec(
     env_var="NGSHARE_COMPAT_VENV",
     default=REPO / ".venv-compat",
     installs=(((NBGRADER,), 1200), (("--no-deps", CLIENT), 300), (CLIENT_RUNTIME_DEPS, 300)),
+    uninstall=SLOW_IMPORTS,
 )
 
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.venvs import REPO, VenvSpec, ensure
+from tests.venvs import REPO, SLOW_IMPORTS, VenvSpec, ensure
 
 NBGRADER = "nbgrader==0.9.6"
 SPEC = VenvSpec(
@@ -30,6 +30,7 @@ SPEC = VenvSpec(
     env_var="NGSHARE_NBGRADER_VENV",
     default=REPO / ".venv-nbgrader",
     installs=(((NBGRADER, "-e", f"{REPO}[nbgrader]"), 1500),),
+    uninstall=SLOW_IMPORTS,
 )
 
 

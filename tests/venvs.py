@@ -19,6 +19,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = "python3.11"
+# rfc3987-syntax (pulled in by jsonschema[format-nongpl], which nbformat asks for)
+# builds ~35 Lark parsers when imported, and every `nbgrader` command imports it:
+# `nbgrader --version` took 6.4 s with it and 2.1 s without. Only jsonschema's
+# "iri" format checks use it, which no notebook or nbgrader schema does; jsonschema
+# skips that checker when the package is absent (its issue #1428). The nbgrader
+# virtualenvs remove it, as docs/deployment.md suggests for single-user images.
+SLOW_IMPORTS = ("rfc3987-syntax",)
 
 
 class VenvError(RuntimeError):
@@ -27,19 +34,25 @@ class VenvError(RuntimeError):
 
 @dataclass(frozen=True)
 class VenvSpec:
-    """`installs`: pip arguments and a timeout (s) for each `pip install`, in order."""
+    """`installs`: pip arguments and a timeout (s) for each `pip install`, in order.
+
+    `uninstall`: packages removed afterwards (see SLOW_IMPORTS).
+    """
 
     name: str
     env_var: str
     default: Path
     installs: tuple[tuple[tuple[str, ...], float], ...]
+    uninstall: tuple[str, ...] = ()
 
     @property
     def marker(self) -> str:
         return f".ngshare-{self.name}-ready"
 
     def describe(self) -> str:
-        return PYTHON + "".join(f" {' '.join(args)}" for args, _ in self.installs) + "\n"
+        installs = "".join(f" {' '.join(args)}" for args, _ in self.installs)
+        removed = f" uninstall {' '.join(self.uninstall)}" if self.uninstall else ""
+        return f"{PYTHON}{installs}{removed}\n"
 
     def path(self) -> Path:
         return Path(os.environ.get(self.env_var) or self.default)
@@ -65,6 +78,8 @@ def _build(spec: VenvSpec, venv: Path) -> None:
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     for args, timeout in spec.installs:
         _run([*pip, *args], timeout=timeout)
+    if spec.uninstall:
+        _run([*pip[:3], "uninstall", "--yes", *spec.uninstall], timeout=120)
     (venv / spec.marker).write_text(spec.describe())
 
 
