@@ -18,6 +18,7 @@ SMALL_FILE = 8 * 1024 * 1024
 BATCH_BYTES = 32 * 1024 * 1024
 BATCH_FILES = 500
 MEDIA_TYPE = "application/vnd.ngshare.blob-batch"
+BUNDLE_MEDIA_TYPE = "application/vnd.ngshare.bundle"
 
 T = TypeVar("T")
 
@@ -39,10 +40,18 @@ def group(items: Iterable[T], size_of: Callable[[T], int]) -> list[list[T]]:
     return groups
 
 
-def upload_body(files: list[LocalFile], advance: Callable[[int], object]) -> tuple[int, Iterator]:
-    """The batch body's length and its bytes: a JSON line naming the blobs, then the blobs."""
-    header = json.dumps({"blobs": [{"sha256": f.sha256, "size": f.size} for f in files]})
-    head = header.encode() + b"\n"
+def upload_body(
+    files: list[LocalFile], advance: Callable[[int], object], manifest: list[dict] | None = None
+) -> tuple[int, Iterator]:
+    """The body's length and its bytes: a JSON line naming the blobs, then the blobs.
+
+    With `manifest`, the line also carries it: a bundle (ngshare.api.v2.bundles),
+    which commits the tree in the same request.
+    """
+    header: dict = {"blobs": [{"sha256": f.sha256, "size": f.size} for f in files]}
+    if manifest is not None:
+        header["files"] = manifest
+    head = json.dumps(header).encode() + b"\n"
 
     def chunks() -> Iterator[bytes]:
         yield head

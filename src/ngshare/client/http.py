@@ -220,26 +220,101 @@ class NgshareClient:
         without first asking which blobs are missing (the server skips those
         it holds), which saves a round trip for feedback and small notebooks.
         """
+        todo = self._needed(course, files)
+        self.progress.start(sum(f.size for f in todo), len(todo), label)
+        try:
+            return self._send_blobs(course, todo)
+        finally:
+            self.progress.finish()
+
+    def _needed(self, course: str, files: list[LocalFile]) -> list[LocalFile]:
+        """The distinct files whose blobs the server lacks (all of a tiny tree, unasked)."""
         unique = {f.sha256: f for f in files}
         small = all(f.size <= batches.SMALL_FILE for f in unique.values())
         if small and sum(f.size for f in unique.values()) <= ASK_FIRST:
-            todo = list(unique.values())
-        else:
-            wanted = self.missing(course, list(unique)) if unique else set()
-            todo = [unique[sha] for sha in unique if sha in wanted]
-        self.progress.start(sum(f.size for f in todo), len(todo), label)
+            return list(unique.values())
+        wanted = self.missing(course, list(unique)) if unique else set()
+        return [unique[sha] for sha in unique if sha in wanted]
+
+    def _send_blobs(self, course: str, todo: list[LocalFile]) -> int:
+        """Small files in batches, then each large one by itself; returns the bytes sent."""
         sent = 0
+        grouped = [f for f in todo if f.size <= batches.SMALL_FILE]
+        for batch in batches.group(grouped, lambda f: f.size):
+            sent += self._upload_batch(course, batch)
+        for item in todo:
+            if item.size > batches.SMALL_FILE:
+                sent += self._upload_blob(course, item)
+                self.progress.file_done(item.path)
+        return sent
+
+    def commit_files(
+        self,
+        method: str,
+        path: str,
+        course: str,
+        files: list[LocalFile],
+        label: str,
+        headers: dict[str, str] | None = None,
+    ) -> dict:
+        """Upload what the server lacks and commit `files` as the tree at `path`.
+
+        The last batch of small files travels in the commit's own request (a
+        bundle, ngshare.api.v2.bundles): a submission of changed notebooks
+        beside an unchanged dataset is two requests (which blobs are missing;
+        the bundle), a tiny one a single request. Should the server still lack
+        a blob (collected meanwhile), it says which; they are sent and the
+        manifest alone is committed. Retried whole: pass an Idempotency-Key in
+        `headers` where a repeat would otherwise make a second tree.
+        """
+        manifest = [f.manifest_entry() for f in files]
+        todo = self._needed(course, files)
+        small = [f for f in todo if f.size <= batches.SMALL_FILE]
+        groups = batches.group(small, lambda f: f.size)
+        carried = groups.pop() if groups else []
+        early = [f for group in groups for f in group]
+        early += [f for f in todo if f.size > batches.SMALL_FILE]
+        self.progress.start(sum(f.size for f in todo), len(todo), label)
         try:
-            grouped = [f for f in todo if f.size <= batches.SMALL_FILE]
-            for batch in batches.group(grouped, lambda f: f.size):
-                sent += self._upload_batch(course, batch)
-            for item in todo:
-                if item.size > batches.SMALL_FILE:
-                    sent += self._upload_blob(course, item)
-                    self.progress.file_done(item.path)
+            self._send_blobs(course, early)
+            answer = self._bundle(method, path, manifest, carried, label, headers or {})
+        except ClientError as exc:
+            if exc.reason != "blobs_missing":
+                raise
+            unique = {f.sha256: f for f in files}
+            self._send_blobs(course, [unique[sha] for sha in exc.extra.get("missing", [])])
+            answer = self.request(method, path, json={"files": manifest}, headers=headers)
         finally:
             self.progress.finish()
-        return sent
+        return answer
+
+    def _bundle(
+        self,
+        method: str,
+        path: str,
+        manifest: list[dict],
+        files: list[LocalFile],
+        label: str,
+        headers: dict[str, str],
+    ) -> dict:
+        """POST/PUT the manifest with `files`' bytes; retried whole (with the same headers)."""
+
+        def attempt() -> dict:
+            length, body = batches.upload_body(files, self.progress.advance, manifest)
+            sent = {
+                **headers,
+                "Content-Type": batches.BUNDLE_MEDIA_TYPE,
+                "Content-Length": str(length),
+            }
+            response = self.http.request(
+                method, path, params=self.params, content=body, headers=sent
+            )
+            return _checked(response).json()
+
+        answer = self._retrying(f"{label.capitalize()} failed", attempt)
+        for item in files:
+            self.progress.file_done(item.path)
+        return answer
 
     def _upload_batch(self, course: str, files: list[LocalFile]) -> int:
         """POST several small blobs in one body; retried whole (blobs are idempotent)."""
@@ -294,9 +369,8 @@ class NgshareClient:
 
     def release_files(self, course: str, name: str, files: list[LocalFile]) -> dict:
         """Release `files` as the assignment's next version (unless identical to the current)."""
-        self.upload_files(course, files, f"release {name}")
-        manifest = {"files": [f.manifest_entry() for f in files]}
-        return self.request("PUT", f"courses/{_q(course)}/assignments/{_q(name)}", json=manifest)
+        path = f"courses/{_q(course)}/assignments/{_q(name)}"
+        return self.commit_files("PUT", path, course, files, f"release {name}")
 
     def withdraw(self, course: str, name: str) -> dict:
         """Withdraw the current release; versions and submissions are kept."""
@@ -307,14 +381,13 @@ class NgshareClient:
 
     def submit_files(self, course: str, assignment: str, files: list[LocalFile]) -> dict:
         """Submit `files`; one Idempotency-Key for all retries, so a retry is not a second one."""
-        self.upload_files(course, files, f"submit {assignment}")
-        manifest = {"files": [f.manifest_entry() for f in files]}
-        key = secrets.token_hex(16)
-        return self.request(
+        return self.commit_files(
             "POST",
             f"courses/{_q(course)}/assignments/{_q(assignment)}/submissions",
-            json=manifest,
-            headers={"Idempotency-Key": key},
+            course,
+            files,
+            f"submit {assignment}",
+            headers={"Idempotency-Key": secrets.token_hex(16)},
         )
 
     def put_feedback(
@@ -325,9 +398,8 @@ class NgshareClient:
     def put_feedback_files(
         self, course: str, assignment: str, student: str, submission_id: int, files: list[LocalFile]
     ) -> dict:
-        self.upload_files(course, files, f"feedback {student}")
         path = self._submission_path(course, assignment, student, submission_id) + "/feedback"
-        return self.request("PUT", path, json={"files": [f.manifest_entry() for f in files]})
+        return self.commit_files("PUT", path, course, files, f"feedback {student}")
 
     def withdraw_feedback(
         self, course: str, assignment: str, student: str, submission_id: int

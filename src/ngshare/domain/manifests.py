@@ -22,18 +22,7 @@ from ngshare.storage import BlobStore, Digest
 
 def check_manifest(files: list, limits: Limits, store: BlobStore) -> list[StagedFile]:
     """StagedFiles for the manifest entries (objects with path, sha256, size, executable)."""
-    if len(files) > limits.files_per_upload:
-        raise TooLarge(f"Too many files: the limit is {limits.files_per_upload} per upload")
-    check_tree(f.path for f in files)
-    total = 0
-    for entry in files:
-        if entry.size > limits.file_bytes:
-            mib = limits.file_bytes // 2**20
-            raise TooLarge(f"File {entry.path} exceeds the largest file limit of {mib} MiB")
-        total += entry.size
-    if total > limits.upload_bytes:
-        mib = limits.upload_bytes // 2**20
-        raise TooLarge(f"The files add up to more than the upload limit of {mib} MiB")
+    check_shape(files, limits)
     missing = []
     for sha256, size in {f.sha256: f.size for f in files}.items():
         stored = store.size(sha256)
@@ -52,6 +41,22 @@ def check_manifest(files: list, limits: Limits, store: BlobStore) -> list[Staged
     return [
         StagedFile(f.path, Digest(f.sha256, "", f.size), executable=f.executable) for f in files
     ]
+
+
+def check_shape(files: list, limits: Limits) -> None:
+    """A well-formed tree within the limits on file count, file size and total size."""
+    if len(files) > limits.files_per_upload:
+        raise TooLarge(f"Too many files: the limit is {limits.files_per_upload} per upload")
+    check_tree(f.path for f in files)
+    total = 0
+    for entry in files:
+        if entry.size > limits.file_bytes:
+            mib = limits.file_bytes // 2**20
+            raise TooLarge(f"File {entry.path} exceeds the largest file limit of {mib} MiB")
+        total += entry.size
+    if total > limits.upload_bytes:
+        mib = limits.upload_bytes // 2**20
+        raise TooLarge(f"The files add up to more than the upload limit of {mib} MiB")
 
 
 def _usage_query() -> Select:

@@ -7,6 +7,7 @@ Releasing a manifest makes a new version unless it equals the current one
 
 from __future__ import annotations
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import bindparam, func, select
@@ -14,18 +15,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ngshare.api.origin import V2Origin
-from ngshare.api.permissions import check_name
+from ngshare.api.permissions import CourseContext, check_name
+from ngshare.api.v2.bundles import MANIFEST_BODY, manifest_body
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, State
 from ngshare.api.v2.schemas import (
     AssignmentList,
     AssignmentOut,
     AssignmentSummary,
-    Manifest,
     ManifestFile,
 )
 from ngshare.api.v2.transfer import archive_response
 from ngshare.db.models import Assignment, FileSet, Release
 from ngshare.domain.archives import ArchiveEntry
+from ngshare.domain.audit import Origin
 from ngshare.domain.filesets import ListedFile, list_files, manifest_digest
 from ngshare.domain.lookup import fetchable_assignment, released_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
@@ -33,6 +35,7 @@ from ngshare.domain.policies import effective_state, show, visible_to_students
 from ngshare.domain.releases import add_release, assignment_row, current_release
 from ngshare.domain.status import student_statuses
 from ngshare.errors import Conflict, NotFound
+from ngshare.state import AppState
 from ngshare.timestamps import now
 
 router = APIRouter(tags=["v2: assignments"])
@@ -139,13 +142,32 @@ def get_assignment(
     "/courses/{course}/assignments/{assignment}",
     response_model=AssignmentOut,
     responses={409: {"description": "Blobs missing (`missing` lists them)"}},
+    openapi_extra=MANIFEST_BODY,
 )
-def release_assignment(
-    assignment: str, manifest: Manifest, ctx: CourseInstructor, state: State, origin: V2Origin
+async def release_assignment(
+    assignment: str, request: Request, ctx: CourseInstructor, state: State, origin: V2Origin
 ) -> JSONResponse:
-    """Release the tree as the next version (201), or confirm the identical current one (200)."""
-    check_name(assignment, "assignment")
-    staged = check_manifest(manifest.files, state.limits, state.store)
+    """Release the tree as the next version (201), or confirm the identical current one (200).
+
+    The body is the manifest (JSON) or a bundle with the files' bytes
+    (`ngshare.api.v2.bundles`).
+    """
+    body = await manifest_body(request, state.limits)
+    await body.precheck(check_name, assignment, "assignment")
+    await body.store_blobs(state.store, ctx.user.name)
+    return await anyio.to_thread.run_sync(
+        _commit_release, state, ctx, origin, assignment, body.files
+    )
+
+
+def _commit_release(
+    state: AppState,
+    ctx: CourseContext,
+    origin: Origin,
+    assignment: str,
+    files: list[ManifestFile],
+) -> JSONResponse:
+    staged = check_manifest(files, state.limits, state.store)
     digest = manifest_digest(staged)
     try:
         with state.db.write() as session:
@@ -168,7 +190,7 @@ def release_assignment(
             body = AssignmentOut(
                 **_summary(row, current, current.fileset),
                 latest_version=current.version,
-                files=manifest.files,
+                files=files,
             )
     except IntegrityError:
         raise Conflict("The assignment was released by another request at the same time") from None

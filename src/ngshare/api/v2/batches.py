@@ -15,6 +15,7 @@ costs more server time than the bytes do. So small blobs travel together:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -64,7 +65,8 @@ class BodyReader:
         self.buffer = bytearray()
         self.ended = False
 
-    async def _more(self) -> bool:
+    async def more(self) -> bool:
+        """Append the next non-empty chunk to `buffer`; False at the body's end."""
         while not self.ended:
             try:
                 chunk = await self.chunks.__anext__()
@@ -78,7 +80,7 @@ class BodyReader:
 
     async def line(self, limit: int) -> bytes:
         while (end := self.buffer.find(b"\n")) < 0:
-            if len(self.buffer) > limit or not await self._more():
+            if len(self.buffer) > limit or not await self.more():
                 raise BadRequest("The batch must start with one line of JSON naming its blobs")
         line = bytes(self.buffer[:end])
         del self.buffer[: end + 1]
@@ -88,7 +90,7 @@ class BodyReader:
         """The next `size` bytes in pieces of at most CHUNK; BadRequest when the body ends."""
         left = size
         while left:
-            if not self.buffer and not await self._more():
+            if not self.buffer and not await self.more():
                 raise _ended_early(left)
             piece = bytes(self.buffer[: min(left, CHUNK)])
             del self.buffer[: len(piece)]
@@ -98,14 +100,37 @@ class BodyReader:
     async def exact(self, size: int) -> bytes:
         """The next `size` bytes at once (a small blob: one copy, not a join of pieces)."""
         while len(self.buffer) < size:
-            if not await self._more():
+            if not await self.more():
                 raise _ended_early(size - len(self.buffer))
         data = bytes(self.buffer[:size])
         del self.buffer[:size]
         return data
 
+    async def skip(self, size: int) -> None:
+        """Read past the next `size` bytes without keeping them."""
+        left = size
+        while left:
+            if not self.buffer and not await self.more():
+                raise _ended_early(left)
+            taken = min(left, len(self.buffer))
+            del self.buffer[:taken]
+            left -= taken
+
+    async def drain(self, limit: int) -> None:
+        """Read and drop the rest of the body, up to about `limit` bytes.
+
+        For a refusal: a client still sending hears the answer instead of a
+        reset connection. A longer body is left unread (the connection closes).
+        """
+        seen = len(self.buffer)
+        self.buffer.clear()
+        with contextlib.suppress(ClientDisconnect):
+            while seen <= limit and await self.more():
+                seen += len(self.buffer)
+                self.buffer.clear()
+
     async def at_end(self) -> bool:
-        return not self.buffer and not await self._more()
+        return not self.buffer and not await self.more()
 
 
 def _ended_early(left: int) -> BadRequest:
@@ -117,6 +142,11 @@ def parse_header(line: bytes, limits: Limits) -> list[BatchBlob]:
         blobs = BatchHeader.model_validate(json.loads(line)).blobs
     except (ValueError, ValidationError) as exc:
         raise BadRequest(f"The batch's first line is not valid: {str(exc)[:300]}") from None
+    return check_blobs(blobs, limits)
+
+
+def check_blobs(blobs: list[BatchBlob], limits: Limits) -> list[BatchBlob]:
+    """Announced blobs within the limits on file count and file size, with valid hashes."""
     check_file_count(limits, len(blobs))
     for blob in blobs:
         check_sha256(blob.sha256)
@@ -139,27 +169,40 @@ def parse_header(line: bytes, limits: Limits) -> list[BatchBlob]:
 async def upload_batch(request: Request, ctx: CourseMember, state: State) -> BatchStored:
     """Store several blobs sent in one body (see the module docstring for the framing)."""
     reader = BodyReader(request.stream())
-    stored: list[str] = []
-    present: list[str] = []
-    small = SmallBlobs(state.store)
     try:
         blobs = parse_header(await reader.line(HEADER_LIMIT), state.limits)
-        held = await anyio.to_thread.run_sync(_touch_all, state.store, blobs)
+    except ClientDisconnect:
+        raise BadRequest("Connection closed before the batch's first line") from None
+    return await receive_blobs(reader, blobs, state.store, ctx.user.name)
+
+
+async def receive_blobs(
+    reader: BodyReader, blobs: list[BatchBlob], store: BlobStore, user: str
+) -> BatchStored:
+    """Store `blobs` as their bytes follow in `reader`, then check the body ends there.
+
+    Whole, verified blobs that arrived before an error or a dropped connection
+    are kept: a retry need not send them again.
+    """
+    stored: list[str] = []
+    present: list[str] = []
+    small = SmallBlobs(store)
+    try:
+        held = await anyio.to_thread.run_sync(_touch_all, store, blobs)
         for blob in blobs:
             if blob.sha256 in held:
-                async for _piece in reader.pieces(blob.size):
-                    pass
+                await reader.skip(blob.size)
                 present.append(blob.sha256)
                 continue
             if blob.size <= IN_MEMORY:
                 await small.add(blob.sha256, await reader.exact(blob.size))
             else:
-                await _store_streamed(reader, state.store, blob, ctx.user.name)
+                await _store_streamed(reader, store, blob, user)
             stored.append(blob.sha256)
         if not await reader.at_end():
             raise BadRequest("The body holds more bytes than the blobs it announced")
     except ClientDisconnect:
-        await small.flush()  # the whole, verified blobs before the break are worth keeping
+        await small.flush()
         raise BadRequest(f"Connection closed after {len(stored) + len(present)} blobs") from None
     except BadRequest:
         await small.flush()

@@ -2,44 +2,73 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import anyio
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ngshare.api.origin import V2Origin
+from ngshare.api.permissions import CourseContext
 from ngshare.api.v2.assignments import manifest_files
+from ngshare.api.v2.bundles import MANIFEST_BODY, manifest_body
 from ngshare.api.v2.deps import CourseInstructor, InstructorOrSelf, State
-from ngshare.api.v2.schemas import FeedbackOut, Manifest
+from ngshare.api.v2.schemas import FeedbackOut, ManifestFile
 from ngshare.api.v2.submissions import find_submission_row
+from ngshare.domain.audit import Origin
 from ngshare.domain.feedback import current_feedback, remove_feedback, set_feedback
 from ngshare.domain.filesets import list_files, manifest_digest
 from ngshare.domain.manifests import check_manifest
 from ngshare.errors import NotFound
+from ngshare.state import AppState
 
 router = APIRouter(tags=["v2: feedback"])
 
 PATH = "/courses/{course}/assignments/{assignment}/submissions/{student}/{submission_id}/feedback"
 
 
-@router.put(PATH, response_model=FeedbackOut)
-def put_feedback(
+@router.put(PATH, response_model=FeedbackOut, openapi_extra=MANIFEST_BODY)
+async def put_feedback(
     assignment: str,
     student: str,
     submission_id: int,
-    manifest: Manifest,
+    request: Request,
     ctx: CourseInstructor,
     state: State,
     origin: V2Origin,
 ) -> FeedbackOut:
-    """Set the feedback of a submission, replacing earlier feedback (same tree: no change)."""
+    """Set the feedback of a submission, replacing earlier feedback (same tree: no change).
+
+    The body is the manifest (JSON) or a bundle with the files' bytes
+    (`ngshare.api.v2.bundles`).
+    """
+    body = await manifest_body(request, state.limits)
+    await body.precheck(_find, state, ctx, assignment, student, submission_id)
+    await body.store_blobs(state.store, ctx.user.name)
+    return await anyio.to_thread.run_sync(
+        _replace, state, ctx, origin, assignment, student, submission_id, body.files
+    )
+
+
+def _find(
+    state: AppState, ctx: CourseContext, assignment: str, student: str, submission_id: int
+) -> None:
     with state.db.read() as session:
         find_submission_row(session, ctx, assignment, student, submission_id)
-    staged = check_manifest(manifest.files, state.limits, state.store)
+
+
+def _replace(
+    state: AppState,
+    ctx: CourseContext,
+    origin: Origin,
+    assignment: str,
+    student: str,
+    submission_id: int,
+    files: list[ManifestFile],
+) -> FeedbackOut:
+    staged = check_manifest(files, state.limits, state.store)
     with state.db.write() as session:
         old = current_feedback(session, submission_id)
         if old is not None and old.fileset.digest == manifest_digest(staged):
-            return FeedbackOut(
-                submission_id=submission_id, updated_at=old.created_at, files=manifest.files
-            )
+            return FeedbackOut(submission_id=submission_id, updated_at=old.created_at, files=files)
         new = set_feedback(session, submission_id, staged, ctx.user.name)
         origin.record(
             session,
@@ -51,9 +80,7 @@ def put_feedback(
             submission_id=submission_id,
             digest=new.fileset.digest,
         )
-        return FeedbackOut(
-            submission_id=submission_id, updated_at=new.created_at, files=manifest.files
-        )
+        return FeedbackOut(submission_id=submission_id, updated_at=new.created_at, files=files)
 
 
 @router.get(PATH, response_model=FeedbackOut)

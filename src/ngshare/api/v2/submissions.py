@@ -1,6 +1,7 @@
 """v2 submissions: submit a manifest, list (in bulk), read one, collect many.
 
-A submission is committed from a manifest once its blobs are uploaded. With
+A submission is committed from a manifest once its blobs are uploaded (or
+from a bundle that carries the small ones, `ngshare.api.v2.bundles`). With
 an `Idempotency-Key` header, repeating the same request (after a dropped
 connection) returns the submission already made instead of a second one.
 """
@@ -8,19 +9,23 @@ connection) returns the submission already made instead of a second one.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from fastapi import APIRouter, Header, Query
+import anyio
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ngshare.api.origin import V2Origin
 from ngshare.api.v2.assignments import manifest_files
+from ngshare.api.v2.bundles import MANIFEST_BODY, manifest_body
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, InstructorOrSelf, State
-from ngshare.api.v2.schemas import Manifest, SubmissionDetail, SubmissionList, SubmissionOut
+from ngshare.api.v2.schemas import ManifestFile, SubmissionDetail, SubmissionList, SubmissionOut
 from ngshare.api.v2.transfer import archive_response
 from ngshare.db.models import Submission
 from ngshare.domain.archives import ArchiveEntry
+from ngshare.domain.audit import Origin
 from ngshare.domain.filesets import list_files
 from ngshare.domain.lookup import submittable_assignment, visible_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
@@ -37,6 +42,7 @@ from ngshare.domain.submissions import latest_only as _latest_only
 from ngshare.domain.submissions import submission_summary as _out
 from ngshare.domain.submissions import submissions_query as _query
 from ngshare.errors import BadRequest, Conflict, NotFound
+from ngshare.state import AppState
 
 router = APIRouter(tags=["v2: submissions"])
 
@@ -52,43 +58,103 @@ FILES_HELP = (
     "/courses/{course}/assignments/{assignment}/submissions",
     status_code=201,
     response_model=SubmissionOut,
+    openapi_extra=MANIFEST_BODY,
 )
-def submit(
+async def submit(
     assignment: str,
-    manifest: Manifest,
+    request: Request,
     ctx: CourseMember,
     state: State,
     origin: V2Origin,
     idempotency_key: str | None = Header(None, description="Repeat-safe key chosen by the client"),
 ) -> JSONResponse:
-    """Submit the tree as the caller's newest submission."""
+    """Submit the tree as the caller's newest submission.
+
+    The body is the manifest (JSON), or a bundle of the manifest and the small
+    files' bytes (`application/vnd.ngshare.bundle`, see `ngshare.api.v2.bundles`),
+    which submits in one request.
+    """
     if idempotency_key is not None and not KEY_RE.match(idempotency_key):
         raise BadRequest("Idempotency-Key must be 1-64 letters, digits or ._:-")
     who = Submitter(ctx.user.name, ctx.course_id, ctx.course, ctx.is_instructor)
+    body = await manifest_body(request, state.limits)
+    if body.reader is None:  # a JSON manifest: both steps in one worker-thread trip
+        return await anyio.to_thread.run_sync(
+            _submit_now, state, who, assignment, body.files, origin, idempotency_key
+        )
+    ready = await body.precheck(_prepare, state, who, assignment, idempotency_key)
+    if ready.replay is not None:
+        await body.discard()
+        return JSONResponse(ready.replay, status_code=200)
+    await body.store_blobs(state.store, ctx.user.name)
+    return await anyio.to_thread.run_sync(
+        _commit, state, who, assignment, body.files, origin, idempotency_key, ready
+    )
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """What the commit needs that can be read before it (outside the write lock)."""
+
+    assignment_id: int
+    release_id: int | None
+    version: int | None
+    replay: dict | None = None
+
+
+def _prepare(state: AppState, who: Submitter, assignment: str, key: str | None) -> _Ready:
+    """Refuse (closed, late, over the limit) before any byte is stored; find a replay."""
     with state.db.read() as session:
-        row = submittable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
-        replay = _replay(session, row.id, ctx.user.name, idempotency_key)
+        row = submittable_assignment(session, who.course_id, assignment, who.instructor)
+        replay = _replay(session, row.id, who.name, key)
         if replay is not None:
-            return JSONResponse(replay, status_code=200)
+            return _Ready(row.id, None, None, replay)
         precheck_submission(session, who, assignment)
         # looked up here, outside SQLite's one-writer lock (the release rarely changes meanwhile)
         release_id = row.current_release_id
-        version = release_version(session, release_id)
-    staged = check_manifest(manifest.files, state.limits, state.store)
+        return _Ready(row.id, release_id, release_version(session, release_id))
+
+
+def _submit_now(
+    state: AppState,
+    who: Submitter,
+    assignment: str,
+    files: list[ManifestFile],
+    origin: Origin,
+    key: str | None,
+) -> JSONResponse:
+    ready = _prepare(state, who, assignment, key)
+    if ready.replay is not None:
+        return JSONResponse(ready.replay, status_code=200)
+    return _commit(state, who, assignment, files, origin, key, ready)
+
+
+def _commit(
+    state: AppState,
+    who: Submitter,
+    assignment: str,
+    files: list[ManifestFile],
+    origin: Origin,
+    key: str | None,
+    ready: _Ready,
+) -> JSONResponse:
+    """Commit the manifest (every blob stored by now), retrying a clash of timestamps."""
+    staged = check_manifest(files, state.limits, state.store)
     size = sum(f.digest.size for f in staged)
     for _attempt in range(SUBMIT_ATTEMPTS):
         try:
             with state.db.write() as session:
-                check_quota(session, ctx.course_id, size, state.limits)
-                added = add_submission(session, who, assignment, staged, origin, idempotency_key)
-            if added.submission.release_id != release_id:
+                check_quota(session, who.course_id, size, state.limits)
+                added = add_submission(session, who, assignment, staged, origin, key)
+            version = ready.version
+            if added.submission.release_id != ready.release_id:
                 with state.db.read() as session:
                     version = release_version(session, added.submission.release_id)
             body = added.summary(version)
             return JSONResponse(SubmissionOut(**body).model_dump(mode="json"), status_code=201)
         except IntegrityError:
             with state.db.read() as session:
-                replay = _replay(session, row.id, ctx.user.name, idempotency_key)
+                replay = _replay(session, ready.assignment_id, who.name, key)
             if replay is not None:
                 return JSONResponse(replay, status_code=200)
     raise Conflict("Another submission is in progress; try again")

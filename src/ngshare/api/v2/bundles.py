@@ -1,0 +1,157 @@
+"""Manifest bodies: a JSON manifest, or a bundle of the manifest and its small blobs.
+
+Committing a tree (a submission, a feedback set) takes a manifest once every
+blob it names is stored. Sending the small blobs first in a batch and then the
+manifest costs a request more than the bytes need; at a deadline, with every
+student submitting, the request count sets the latency. So the commit routes
+also take a *bundle* (`Content-Type: application/vnd.ngshare.bundle`): one line
+of JSON, `{"files": [<manifest entries>], "blobs": [{"sha256": ..., "size": ...}]}`,
+then the bytes of `blobs` back to back, framed as in a blob batch
+(`ngshare.api.v2.batches`). The blobs are verified and stored as they arrive,
+then the manifest is committed as if it had come alone. A blob the manifest
+names but neither the bundle nor the store holds gives the usual 409
+`blobs_missing`, so a client can bundle the small changed files and name the
+large ones by hash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
+
+from ngshare.api.v2.batches import (
+    BatchBlob,
+    BodyReader,
+    check_blobs,
+    receive_blobs,
+)
+from ngshare.api.v2.schemas import Manifest, ManifestFile
+from ngshare.config import Limits
+from ngshare.domain.manifests import check_shape
+from ngshare.errors import BadRequest, NgshareError, TooLarge
+from ngshare.storage import BlobStore
+
+BUNDLE_MEDIA_TYPE = "application/vnd.ngshare.bundle"
+# A refused bundle is read to its end before the answer (so the client, still
+# sending, gets the answer rather than a reset connection), up to this many bytes.
+DRAIN_LIMIT = 64 * 1024 * 1024
+# A manifest (a JSON body, or a bundle's first line): ~150 bytes per file, and up
+# to --max-files-per-upload files (10 000 by default).
+MANIFEST_LIMIT = 16 * 1024 * 1024
+
+T = TypeVar("T")
+
+MANIFEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Manifest"}},
+            BUNDLE_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+class BundleHeader(BaseModel):
+    files: list[ManifestFile]
+    blobs: list[BatchBlob] = []
+
+
+@dataclass
+class ManifestBody:
+    """The manifest of a request, and for a bundle the blobs still to be read."""
+
+    files: list[ManifestFile]
+    reader: BodyReader | None = None
+    blobs: tuple[BatchBlob, ...] = ()
+
+    async def store_blobs(self, store: BlobStore, user: str) -> None:
+        """Store the bundle's blobs (nothing to do for a JSON manifest)."""
+        if self.reader is not None:
+            await receive_blobs(self.reader, list(self.blobs), store, user)
+
+    async def precheck(self, check: Callable[..., T], *args: object) -> T:
+        """`check(*args)` on a worker thread, before any blob is stored.
+
+        A refusal reads the rest of a bundle first, so the client hears it.
+        """
+        try:
+            return await anyio.to_thread.run_sync(check, *args)
+        except NgshareError:
+            await self.discard()
+            raise
+
+    async def discard(self) -> None:
+        """Read a refused bundle's remaining bytes, if there are not too many."""
+        if self.reader is not None:
+            await self.reader.drain(DRAIN_LIMIT)
+
+
+async def manifest_body(request: Request, limits: Limits) -> ManifestBody:
+    """Read the manifest (the whole JSON body, or a bundle's first line).
+
+    A refusal reads the rest of the body first (up to DRAIN_LIMIT bytes).
+    """
+    reader = BodyReader(request.stream())
+    try:
+        if _media_type(request) != BUNDLE_MEDIA_TYPE:
+            return ManifestBody(_manifest(await _whole(reader)))
+        return await _bundle(reader, limits)
+    except (NgshareError, RequestValidationError):
+        await reader.drain(DRAIN_LIMIT)
+        raise
+
+
+def _manifest(body: bytes) -> list[ManifestFile]:
+    try:
+        return Manifest.model_validate_json(body).files
+    except ValidationError as exc:
+        raise RequestValidationError(_located(exc)) from None
+
+
+async def _bundle(reader: BodyReader, limits: Limits) -> ManifestBody:
+    try:
+        line = await reader.line(MANIFEST_LIMIT)
+    except ClientDisconnect:
+        raise BadRequest("Connection closed before the bundle's first line") from None
+    try:
+        header = BundleHeader.model_validate(json.loads(line))
+    except (ValueError, ValidationError) as exc:
+        raise BadRequest(f"The bundle's first line is not valid: {str(exc)[:300]}") from None
+    check_shape(header.files, limits)  # before any byte is stored
+    check_blobs(header.blobs, limits)
+    named = {f.sha256: f.size for f in header.files}
+    for blob in header.blobs:
+        if named.get(blob.sha256) != blob.size:
+            raise BadRequest(
+                f"The bundle carries blob {blob.sha256}, which no file names with that size"
+            )
+    return ManifestBody(header.files, reader, tuple(header.blobs))
+
+
+async def _whole(reader: BodyReader) -> bytes:
+    """A JSON manifest's bytes, refused past MANIFEST_LIMIT."""
+    try:
+        while await reader.more():
+            if len(reader.buffer) > MANIFEST_LIMIT:
+                raise TooLarge(f"A manifest is limited to {MANIFEST_LIMIT // 2**20} MiB")
+    except ClientDisconnect:
+        raise BadRequest("Connection closed before the manifest's end") from None
+    return bytes(reader.buffer)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _located(exc: ValidationError) -> list[dict]:
+    """Pydantic's errors as FastAPI reports a body's: each location starts at `body`."""
+    return [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
