@@ -27,12 +27,12 @@ EXPECTED_REQUESTS = {
     },
     "v2": {
         "setup": 2,
-        "release": 3,  # missing?, one batch of all 6 small blobs, manifest
+        "release": 2,  # missing?, the manifest bundled with all 6 small blobs
         "fetch": 9,  # manifest, one batch of the 6 blobs, the audit report each
-        "submit": 9,  # missing?, a batch of the 5 changed notebooks (the data file is
-        # deduplicated), commit each
+        "submit": 6,  # missing?, the manifest bundled with the 5 changed notebooks (the
+        # data file is deduplicated) each
         "collect": 2,  # one listing with files, one batch of every distinct blob
-        "feedback": 6,  # one batch with the html (too small to ask first), commit each
+        "feedback": 3,  # the manifest bundled with the html (too small to ask first) each
         "fetch_feedback": 6,  # manifest and one batch each
     },
 }

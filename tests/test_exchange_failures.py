@@ -107,7 +107,7 @@ def test_failures_exit_nonzero_with_one_clear_line(venv, server, tmp_path):
         "hub administrator"
     )
     assert missing == "Cannot fetch ps9 from course fail101: Assignment not found"
-    assert too_large.startswith("Cannot submit ps1 to course fail101: The file exceeds")
+    assert too_large.startswith("Cannot submit ps1 to course fail101: File big.bin exceeds")
     assert too_large.endswith("(a limit of the ngshare service)")
     assert no_course_id == "No course id specified. Re-run with --course flag."
 

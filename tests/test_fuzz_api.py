@@ -26,9 +26,9 @@ from tests.v1util import encode_files, ok
 CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
 
 
-@schemathesis.serializer("application/vnd.ngshare.blob-batch")
+@schemathesis.serializer("application/vnd.ngshare.blob-batch", "application/vnd.ngshare.bundle")
 def blob_batch(ctx, value) -> bytes:
-    """The generated body of a blob batch (declared as binary) sent as its bytes."""
+    """The generated body of a blob batch or bundle (declared as binary) sent as its bytes."""
     return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
 
 
