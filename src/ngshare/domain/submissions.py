@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import BindParameter, Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
-from ngshare.db.models import Feedback, FileSet, Release, Submission
+from ngshare.db.models import Assignment, Feedback, FileSet, Release, Submission
 from ngshare.domain.archives import ArchiveEntry, Entry, InlineEntry
 from ngshare.domain.audit import Origin
 from ngshare.domain.filesets import NewFileSet, StagedFile, create_fileset, list_files
@@ -109,9 +109,15 @@ def collect_entries(
     return entries
 
 
-def precheck_submission(session: Session, who: Submitter, assignment: str) -> None:
-    """Refuse (closed, late, over the limit) before any byte is stored."""
-    row = submittable_assignment(session, who.course_id, assignment, who.instructor)
+def precheck_submission(
+    session: Session, who: Submitter, assignment: str, row: Assignment | None = None
+) -> None:
+    """Refuse (closed, late, over the limit) before any byte is stored.
+
+    `row`: the assignment, when the caller has looked it up already.
+    """
+    if row is None:
+        row = submittable_assignment(session, who.course_id, assignment, who.instructor)
     stamp = next_after(now(), latest_timestamp(session, row.id, who.name))
     judge_submission(session, row, who.name, stamp, not who.instructor)
 

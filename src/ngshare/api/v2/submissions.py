@@ -109,7 +109,7 @@ def _prepare(state: AppState, who: Submitter, assignment: str, key: str | None) 
         replay = _replay(session, row.id, who.name, key)
         if replay is not None:
             return _Ready(row.id, None, None, replay)
-        precheck_submission(session, who, assignment)
+        precheck_submission(session, who, assignment, row)
         # looked up here, outside SQLite's one-writer lock (the release rarely changes meanwhile)
         release_id = row.current_release_id
         return _Ready(row.id, release_id, release_version(session, release_id))
