@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -23,6 +22,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from bench.venvs import VenvSpec, ensure
 
 REPO = Path(__file__).resolve().parent.parent
 OLD_VENV = REPO / ".venv-old"
@@ -120,23 +121,18 @@ def start_ours(data_dir: Path, tokens: Path, extra: tuple[str, ...] = ()) -> Ser
     return server
 
 
-def ensure_old_venv(venv: Path = OLD_VENV) -> Path:
-    """The virtualenv with ngshare 0.6.0 (created with pinned SQLAlchemy 1.4 when missing)."""
-    marker = venv / ".bench-ready"
-    wanted = " ".join(OLD_REQUIREMENTS)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with (venv.parent / f".{venv.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers may ask at the same time
-        if marker.exists() and marker.read_text().strip() == wanted:
-            return venv
-        if not (venv / "bin" / "python").exists():
-            subprocess.run([OLD_PYTHON, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *OLD_REQUIREMENTS],
-            check=True,
-        )
-        marker.write_text(wanted + "\n")
-    return venv
+OLD_SPEC = VenvSpec(
+    name="old",
+    env_var="BENCH_OLD_VENV",
+    default=OLD_VENV,
+    installs=((tuple(OLD_REQUIREMENTS), 900),),
+    python=OLD_PYTHON,
+)
+
+
+def ensure_old_venv(venv: Path | None = None) -> Path:
+    """The virtualenv with ngshare 0.6.0 (and SQLAlchemy 1.4, under which it keeps its data)."""
+    return ensure(OLD_SPEC, venv)
 
 
 def start_fakehub(tokens: Path, log: Path) -> Server:

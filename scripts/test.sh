@@ -12,7 +12,7 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 # rfc3987-syntax builds ~35 parsers on import and every JupyterHub start pays ~2 s for it;
-# only jsonschema's "iri" format check uses it (see SLOW_IMPORTS in tests/venvs.py)
+# only jsonschema's "iri" format check uses it (see SLOW_IMPORTS in bench/venvs.py)
 .venv/bin/python -m pip uninstall --quiet --yes rfc3987-syntax
 .venv/bin/ruff format --check src tests bench
 .venv/bin/ruff check src tests bench

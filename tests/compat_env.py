@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.venvs import REPO, SLOW_IMPORTS, VenvSpec, ensure
+from bench.venvs import REPO, SLOW_IMPORTS, VenvSpec, ensure
 
 NBGRADER = "nbgrader==0.9.6"
 CLIENT = "ngshare-exchange==0.5.3"

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.venvs import VenvError
 from ngshare.client import NgshareClient
 from tests.nbgrader_env import Person, ensure_venv, plugin_config
 from tests.servers import ServerProcess, token_for, write_token_file
-from tests.venvs import VenvError
 
 
 def build_venv() -> Path:

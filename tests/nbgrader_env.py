@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.venvs import REPO, SLOW_IMPORTS, VenvSpec, ensure
+from bench.venvs import REPO, SLOW_IMPORTS, VenvSpec, ensure
 
 NBGRADER = "nbgrader==0.9.6"
 SPEC = VenvSpec(

@@ -36,9 +36,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.venvs import VenvError
 from tests.compat_env import NbgraderUser, ensure_venv, exchange_config
 from tests.servers import ServerProcess, token_for, write_token_file
-from tests.venvs import VenvError
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral, pytest.mark.timeout(1800)]
 

@@ -1,9 +1,11 @@
-"""Test virtualenvs built once and reused: a marker file names what was installed.
+"""Side virtualenvs built once and reused: a marker file names what was installed.
 
 A virtualenv is rebuilt when its marker is missing (half-built) or names other
-requirements; a file lock keeps parallel pytest workers from building the same
-one twice. tests/compat_env.py (the old third-party client) and
-tests/nbgrader_env.py (our plugin) each describe theirs with a VenvSpec.
+requirements; a file lock keeps parallel pytest workers (or a benchmark beside
+them) from building the same one twice. Each describes itself with a VenvSpec:
+ngshare 0.6.0 for the benchmark and the import test (bench/servers.py), the
+released third-party client (tests/compat_env.py), nbgrader with our plugin
+(tests/nbgrader_env.py).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class VenvSpec:
     default: Path
     installs: tuple[tuple[tuple[str, ...], float], ...]
     uninstall: tuple[str, ...] = ()
+    python: str = PYTHON
 
     @property
     def marker(self) -> str:
@@ -52,7 +55,7 @@ class VenvSpec:
     def describe(self) -> str:
         installs = "".join(f" {' '.join(args)}" for args, _ in self.installs)
         removed = f" uninstall {' '.join(self.uninstall)}" if self.uninstall else ""
-        return f"{PYTHON}{installs}{removed}\n"
+        return f"{self.python}{installs}{removed}\n"
 
     def path(self) -> Path:
         return Path(os.environ.get(self.env_var) or self.default)
@@ -71,9 +74,9 @@ def _run(command: list[str], timeout: float) -> None:
 def _build(spec: VenvSpec, venv: Path) -> None:
     if venv.exists():
         shutil.rmtree(venv)
-    python = shutil.which(PYTHON)
+    python = shutil.which(spec.python)
     if python is None:
-        raise VenvError(f"{PYTHON} is not on PATH")
+        raise VenvError(f"{spec.python} is not on PATH")
     _run([python, "-m", "venv", str(venv)], timeout=120)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     for args, timeout in spec.installs:
