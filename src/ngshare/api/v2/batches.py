@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
@@ -37,6 +38,8 @@ from ngshare.storage.base import CHUNK
 from ngshare.storage.pieces import SEND_CHUNK, blob_pieces
 
 router = APIRouter(tags=["v2: blobs"])
+
+M = TypeVar("M", bound=BaseModel)
 
 BATCH_MEDIA_TYPE = "application/vnd.ngshare.blob-batch"
 HEADER_LIMIT = 1024 * 1024  # the JSON line: ~80 bytes per blob
@@ -137,12 +140,17 @@ def _ended_early(left: int) -> BadRequest:
     return BadRequest(f"The body ended {left} bytes before the blobs it announced")
 
 
-def parse_header(line: bytes, limits: Limits) -> list[BatchBlob]:
+async def first_line(reader: BodyReader, limit: int, model: type[M], what: str) -> M:
+    """The body's first line, parsed as `model`; a 400 naming the `what` (batch,
+    bundle) when the line is missing, too long or not valid."""
     try:
-        blobs = BatchHeader.model_validate(json.loads(line)).blobs
+        line = await reader.line(limit)
+    except ClientDisconnect:
+        raise BadRequest(f"Connection closed before the {what}'s first line") from None
+    try:
+        return model.model_validate(json.loads(line))
     except (ValueError, ValidationError) as exc:
-        raise BadRequest(f"The batch's first line is not valid: {str(exc)[:300]}") from None
-    return check_blobs(blobs, limits)
+        raise BadRequest(f"The {what}'s first line is not valid: {str(exc)[:300]}") from None
 
 
 def check_blobs(blobs: list[BatchBlob], limits: Limits) -> list[BatchBlob]:
@@ -169,10 +177,8 @@ def check_blobs(blobs: list[BatchBlob], limits: Limits) -> list[BatchBlob]:
 async def upload_batch(request: Request, ctx: CourseMember, state: State) -> BatchStored:
     """Store several blobs sent in one body (see the module docstring for the framing)."""
     reader = BodyReader(request.stream())
-    try:
-        blobs = parse_header(await reader.line(HEADER_LIMIT), state.limits)
-    except ClientDisconnect:
-        raise BadRequest("Connection closed before the batch's first line") from None
+    header = await first_line(reader, HEADER_LIMIT, BatchHeader, "batch")
+    blobs = check_blobs(header.blobs, state.limits)
     return await receive_blobs(reader, blobs, state.store, ctx.user.name)
 
 

@@ -16,7 +16,6 @@ large ones by hash.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -31,6 +30,7 @@ from ngshare.api.v2.batches import (
     BatchBlob,
     BodyReader,
     check_blobs,
+    first_line,
     receive_blobs,
 )
 from ngshare.api.v2.schemas import Manifest, ManifestFile
@@ -118,14 +118,7 @@ def _manifest(body: bytes) -> list[ManifestFile]:
 
 
 async def _bundle(reader: BodyReader, limits: Limits) -> ManifestBody:
-    try:
-        line = await reader.line(MANIFEST_LIMIT)
-    except ClientDisconnect:
-        raise BadRequest("Connection closed before the bundle's first line") from None
-    try:
-        header = BundleHeader.model_validate(json.loads(line))
-    except (ValueError, ValidationError) as exc:
-        raise BadRequest(f"The bundle's first line is not valid: {str(exc)[:300]}") from None
+    header = await first_line(reader, MANIFEST_LIMIT, BundleHeader, "bundle")
     check_shape(header.files, limits)  # before any byte is stored
     check_blobs(header.blobs, limits)
     named = {f.sha256: f.size for f in header.files}

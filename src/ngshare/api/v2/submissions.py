@@ -80,7 +80,7 @@ async def submit(
     body = await manifest_body(request, state.limits)
     if body.reader is None:  # a JSON manifest: both steps in one worker-thread trip
         return await anyio.to_thread.run_sync(
-            _submit_now, state, who, assignment, body.files, origin, idempotency_key
+            _commit, state, who, assignment, body.files, origin, idempotency_key
         )
     ready = await body.precheck(_prepare, state, who, assignment, idempotency_key)
     if ready.replay is not None:
@@ -115,20 +115,6 @@ def _prepare(state: AppState, who: Submitter, assignment: str, key: str | None) 
         return _Ready(row.id, release_id, release_version(session, release_id))
 
 
-def _submit_now(
-    state: AppState,
-    who: Submitter,
-    assignment: str,
-    files: list[ManifestFile],
-    origin: Origin,
-    key: str | None,
-) -> JSONResponse:
-    ready = _prepare(state, who, assignment, key)
-    if ready.replay is not None:
-        return JSONResponse(ready.replay, status_code=200)
-    return _commit(state, who, assignment, files, origin, key, ready)
-
-
 def _commit(
     state: AppState,
     who: Submitter,
@@ -136,9 +122,16 @@ def _commit(
     files: list[ManifestFile],
     origin: Origin,
     key: str | None,
-    ready: _Ready,
+    ready: _Ready | None = None,
 ) -> JSONResponse:
-    """Commit the manifest (every blob stored by now), retrying a clash of timestamps."""
+    """Commit the manifest (every blob stored by now), retrying a clash of timestamps.
+
+    `ready`: `_prepare`'s answer when the caller asked before storing blobs.
+    """
+    if ready is None:
+        ready = _prepare(state, who, assignment, key)
+    if ready.replay is not None:
+        return JSONResponse(ready.replay, status_code=200)
     staged = check_manifest(files, state.limits, state.store)
     size = sum(f.digest.size for f in staged)
     for _attempt in range(SUBMIT_ATTEMPTS):
