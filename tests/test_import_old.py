@@ -6,8 +6,12 @@ import sys
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from bench.servers import ensure_old_venv, start_fakehub, start_old
+from ngshare.db.engine import Database
+from ngshare.db.models import Course
+from ngshare.domain.integrity import check_course_counts
 from tests.servers import ScratchDatabase, ServerProcess, token_for, write_token_file
 from tests.v1util import decode_files, encode_files, ok
 
@@ -112,6 +116,13 @@ def test_everything_arrives_and_a_second_run_adds_nothing(old_installation, tmp_
     assert second.returncode == 0
     assert "imported 0 courses, 0 roster entries, 0 releases, 0 submissions" in second.stdout
     assert "5 already present" in second.stdout
+    counted = Database(database.url)  # the imported sets count against the course's quota
+    try:
+        assert check_course_counts(counted) == []
+        with counted.read() as session:
+            assert session.scalar(select(Course.stored_bytes)) > 0
+    finally:
+        counted.dispose()
     write_token_file(tmp_path / "t.json", USERS)
     ours = ServerProcess(
         tmp_path, ["--token-file", str(tmp_path / "t.json"), "--admins", "admin"], database=database

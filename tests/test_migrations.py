@@ -57,6 +57,10 @@ def test_upgrade_from_first_schema_keeps_every_row(tmp_path):
         if isinstance(stamp, str):
             stamp = datetime.fromisoformat(stamp)
         assert stamp.replace(tzinfo=None) == STAMP
+        with engine.connect() as connection:  # 0006: each file set's course and the total
+            owners = connection.execute(text("SELECT id, course_id FROM filesets ORDER BY id"))
+            assert list(owners) == [(1, 1), (2, 1), (3, 1)]
+            assert connection.scalar(text("SELECT stored_bytes FROM courses")) == 3
     finally:
         engine.dispose()
         database.drop()
@@ -77,4 +81,24 @@ def test_timestamps_keep_microseconds(tmp_path):
             assert session.query(Course).one().created_at == moment
     finally:
         db.dispose()
+        database.drop()
+
+
+def test_migrations_build_the_schema_the_models_describe(tmp_path):
+    """No difference between the migrated schema and `ngshare.db.models` (columns,
+    types, indexes, foreign keys), as Alembic's autogenerate would see it."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from ngshare.db.models import Base
+
+    database = ScratchDatabase(tmp_path)
+    engine = make_engine(database.url)
+    try:
+        upgrade(engine)
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
         database.drop()

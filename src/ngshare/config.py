@@ -178,8 +178,8 @@ class Settings(BaseSettings):
     )
     course_quota_mib: int = Field(
         204800,
-        description="Storage one course may use in MiB, counting every release, submission "
-        "and feedback set at its full size (0: no quota).",
+        description="Storage one course may use in MiB, counting every release, submission, "
+        "feedback and solutions set at its full size (0: no quota).",
     )
 
     @field_validator("admins", mode="before")

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from ngshare.db.models import Assignment, Course, Feedback, FileSet, Release, Submission
+from ngshare.db.models import Course
 from ngshare.state import AppState
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -78,23 +78,7 @@ class _StateCollector:
 
 
 def course_storage(state: AppState) -> list[tuple[str, int]]:
-    """(course, bytes) for every course, in three grouped queries."""
-    totals: dict[str, int] = {}
+    """(course, bytes) for every course: each course's own counter."""
     with state.db.read() as session:
-        names = dict(session.execute(select(Course.id, Course.name)).all())
-        queries = [
-            select(Assignment.course_id, func.sum(FileSet.total_size))
-            .join(Release, Release.assignment_id == Assignment.id)
-            .join(FileSet, FileSet.id == Release.fileset_id),
-            select(Assignment.course_id, func.sum(FileSet.total_size))
-            .join(Submission, Submission.assignment_id == Assignment.id)
-            .join(FileSet, FileSet.id == Submission.fileset_id),
-            select(Assignment.course_id, func.sum(FileSet.total_size))
-            .join(Submission, Submission.assignment_id == Assignment.id)
-            .join(Feedback, Feedback.submission_id == Submission.id)
-            .join(FileSet, FileSet.id == Feedback.fileset_id),
-        ]
-        for query in queries:
-            for course_id, used in session.execute(query.group_by(Assignment.course_id)):
-                totals[names[course_id]] = totals.get(names[course_id], 0) + int(used or 0)
-    return sorted((name, totals.get(name, 0)) for name in names.values())
+        rows = session.execute(select(Course.name, Course.stored_bytes)).all()
+    return sorted((name, int(stored)) for name, stored in rows)

@@ -103,12 +103,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     fsck = commands.add_parser(
         "fsck",
         help="Check that every file the database names is stored intact.",
-        description="Check every referenced blob (present, right size, right hash) and report "
-        "orphans. Exit status 1 when something is missing or corrupt. Example: "
+        description="Check every referenced blob (present, right size, right hash) and each "
+        "course's storage count, and report orphans. Exit status 1 when something is missing, "
+        "corrupt or miscounted (unless --recount set the count right). Example: "
         "ngshare fsck --data-dir /srv/ngshare --json",
     )
     fsck.add_argument("--quick", action="store_true", help="Check presence and size, not hashes")
     fsck.add_argument("--json", action="store_true", help="Print the full report as JSON")
+    fsck.add_argument(
+        "--recount",
+        action="store_true",
+        help="Set each course's storage count (what its quota reads) to the sum of its files",
+    )
     add_settings_flags(fsck)
     fsck.set_defaults(handler=_with_settings(_fsck_command))
 
@@ -233,16 +239,16 @@ def _fsck_command(args: argparse.Namespace, settings: Settings) -> int:
 
     db, store = _open(settings)
     try:
-        report = fsck(db, store, verify_hashes=not args.quick)
+        report = fsck(db, store, verify_hashes=not args.quick, recount=args.recount)
     finally:
         db.dispose()
     if args.json:
         print(json.dumps({"clean": report.clean, **dataclasses.asdict(report)}, indent=1))
     else:
         print(report.summary())
-        for kind in ("missing", "wrong_size", "corrupt"):
-            for sha in getattr(report, kind):
-                print(f"{kind}: {sha}")
+        for kind in ("missing", "wrong_size", "corrupt", "miscounted"):
+            for item in getattr(report, kind):
+                print(f"{kind}: {item}")
     return 0 if report.clean else 1
 
 

@@ -40,6 +40,10 @@ class Course(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(NAME, unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bytes of the course's file sets at full size, kept in step by the code that
+    # inserts and deletes them (`ngshare.domain.filesets`): the quota check reads one
+    # row instead of summing a semester of submissions inside the write lock
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     members: Mapped[list[Member]] = relationship(
         back_populates="course", cascade="all, delete-orphan", passive_deletes=True
@@ -89,6 +93,11 @@ class FileSet(Base):
     __tablename__ = "filesets"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # the course whose quota it counts against (NULL only for sets that no row
+    # referenced when migration 0006 ran: the garbage collector's)
+    course_id: Mapped[int | None] = mapped_column(
+        ForeignKey("courses.id", ondelete="CASCADE", name="fk_filesets_course"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(16))
     digest: Mapped[str | None] = mapped_column(String(64), index=True)
     file_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -51,7 +51,7 @@ def create_demo_course(state: AppState) -> None:
         assignment = Assignment(course_id=course.id, name="ps1", released_at=utcnow())
         session.add(assignment)
         session.flush()
-        fileset = create_fileset(session, "release", staged)
+        fileset = create_fileset(session, course.id, "release", staged)
         release = Release(
             assignment_id=assignment.id, version=1, fileset_id=fileset.id, created_by="instructor"
         )

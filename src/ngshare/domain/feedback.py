@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ngshare.db.models import Feedback, FileSet
-from ngshare.domain.filesets import StagedFile, create_fileset
+from ngshare.db.models import Feedback
+from ngshare.domain.filesets import StagedFile, create_fileset, drop_filesets
 
 
 def current_feedback(session: Session, submission_id: int) -> Feedback | None:
@@ -17,17 +17,17 @@ def remove_feedback(session: Session, feedback: Feedback) -> None:
     """Delete the feedback row and then its file set (its blobs are left to the GC)."""
     session.delete(feedback)
     session.flush()
-    session.execute(delete(FileSet).where(FileSet.id == feedback.fileset_id))
+    drop_filesets(session, [feedback.fileset_id])
 
 
 def set_feedback(
-    session: Session, submission_id: int, files: list[StagedFile], user: str
+    session: Session, course_id: int, submission_id: int, files: list[StagedFile], user: str
 ) -> Feedback:
     """Make `files` the submission's feedback, replacing any earlier set."""
     old = current_feedback(session, submission_id)
     if old is not None:
         remove_feedback(session, old)
-    fileset = create_fileset(session, "feedback", files)
+    fileset = create_fileset(session, course_id, "feedback", files)
     feedback = Feedback(submission_id=submission_id, fileset_id=fileset.id, created_by=user)
     session.add(feedback)
     session.flush()

@@ -16,17 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, replace
 
 import pybase64
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ngshare.db.engine import Database
-from ngshare.db.models import Blob, FileEntry, FileSet
+from ngshare.db.models import Blob, Course, FileEntry, FileSet
 from ngshare.storage import BlobStore, Digest, hash_bytes
 from ngshare.storage.pieces import blob_pieces
 
@@ -77,10 +77,18 @@ class NewFileSet:
 
 _INSERT_FILESET = insert(FileSet.__table__).returning(FileSet.__table__.c.id)
 _INSERT_ENTRIES = insert(FileEntry.__table__)
+_ADD_BYTES = (
+    update(Course.__table__)
+    .where(Course.__table__.c.id == bindparam("course_id"))
+    .values(stored_bytes=Course.__table__.c.stored_bytes + bindparam("delta"))
+)
 
 
-def create_fileset(session: Session, kind: str, files: list[StagedFile]) -> NewFileSet:
-    """Insert the blob rows that are missing, then the file set and its entries.
+def create_fileset(
+    session: Session, course_id: int, kind: str, files: list[StagedFile]
+) -> NewFileSet:
+    """Insert the blob rows that are missing, then the file set and its entries, and
+    count its bytes in the course's `stored_bytes`.
 
     Core statements, not ORM objects: this runs inside the write transaction
     of every submission, where SQLite takes one writer at a time, and the ORM's
@@ -95,7 +103,8 @@ def create_fileset(session: Session, kind: str, files: list[StagedFile]) -> NewF
         session.execute(statement, rows)
     digest = manifest_digest(files)
     total_size = sum(f.digest.size for f in files)
-    values = {"kind": kind, "digest": digest, "file_count": len(files), "total_size": total_size}
+    values = {"course_id": course_id, "kind": kind, "digest": digest,
+              "file_count": len(files), "total_size": total_size}  # fmt: skip
     fileset_id = session.execute(_INSERT_FILESET, values).scalar_one()  # created_at: its default
     if files:
         entries = [
@@ -104,7 +113,28 @@ def create_fileset(session: Session, kind: str, files: list[StagedFile]) -> NewF
             for f in files
         ]  # fmt: skip
         session.execute(_INSERT_ENTRIES, entries)
+    session.execute(_ADD_BYTES, {"course_id": course_id, "delta": total_size})
     return NewFileSet(fileset_id, digest, len(files), total_size)
+
+
+def drop_filesets(session: Session, ids: Collection[int]) -> None:
+    """Delete file sets (their entries go with them) and take their bytes off their
+    courses' `stored_bytes`; the blobs are left to the garbage collector.
+
+    Every deletion of a file set goes through here, as every insertion goes
+    through `create_fileset`, so the quota reads a count that is always exact.
+    """
+    if not ids:
+        return
+    table = FileSet.__table__
+    per_course = session.execute(
+        select(table.c.course_id, func.sum(table.c.total_size))
+        .where(table.c.id.in_(ids), table.c.course_id.is_not(None))
+        .group_by(table.c.course_id)
+    ).all()
+    session.execute(delete(table).where(table.c.id.in_(ids)))
+    for course_id, size in per_course:
+        session.execute(_ADD_BYTES, {"course_id": course_id, "delta": -int(size)})
 
 
 @dataclass(frozen=True)

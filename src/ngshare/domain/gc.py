@@ -25,6 +25,7 @@ from sqlalchemy import delete, exists, select, text, union
 from ngshare.config import Settings
 from ngshare.db.engine import Database
 from ngshare.db.models import Assignment, Blob, Feedback, FileEntry, FileSet, Release, Submission
+from ngshare.domain.filesets import drop_filesets
 from ngshare.storage import BlobStore
 from ngshare.timestamps import utcnow
 
@@ -101,7 +102,7 @@ def _drop_orphan_filesets(db: Database, dry_run: bool) -> int:
     with db.write() as session:
         ids = list(session.scalars(orphan))
         if ids and not dry_run:
-            session.execute(delete(FileSet).where(FileSet.id.in_(ids)))
+            drop_filesets(session, ids)
     return len(ids)
 
 

@@ -19,7 +19,8 @@ from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import Connection
 
 from ngshare.db.engine import Database
-from ngshare.db.models import Assignment, Course, Feedback, Member, Submission
+from ngshare.db.models import Assignment, Course, Member, Submission
+from ngshare.domain.feedback import current_feedback, set_feedback
 from ngshare.domain.filesets import StagedFile, create_fileset, manifest_digest
 from ngshare.domain.releases import add_release, assignment_row, current_release
 from ngshare.storage import BlobStore
@@ -181,14 +182,14 @@ def _import_submission(
                 Submission.timestamp == stamp,
             )
         )
+        assignment = session.get(Assignment, assignment_id)
         if row is None:
-            assignment = session.get(Assignment, assignment_id)
             row = Submission(
                 assignment_id=assignment_id,
                 student=student,
                 timestamp=stamp,
-                release_id=assignment.current_release_id if assignment else None,
-                fileset_id=create_fileset(session, "submission", files).id,
+                release_id=assignment.current_release_id,
+                fileset_id=create_fileset(session, assignment.course_id, "submission", files).id,
             )
             session.add(row)
             session.flush()
@@ -196,20 +197,14 @@ def _import_submission(
         else:
             report.unchanged += 1
         if feedback:
-            report.feedback += _feedback(session, row.id, feedback)
+            report.feedback += _feedback(session, assignment.course_id, row.id, feedback)
 
 
-def _feedback(session, submission_id: int, files: list[StagedFile]) -> int:
-    existing = session.scalar(select(Feedback).where(Feedback.submission_id == submission_id))
+def _feedback(session, course_id: int, submission_id: int, files: list[StagedFile]) -> int:
+    existing = current_feedback(session, submission_id)
     if existing is not None and existing.fileset.digest == manifest_digest(files):
         return 0
-    if existing is not None:
-        session.delete(existing)
-        session.flush()
-    fileset = create_fileset(session, "feedback", files)
-    session.add(
-        Feedback(submission_id=submission_id, fileset_id=fileset.id, created_by="import-ngshare")
-    )
+    set_feedback(session, course_id, submission_id, files, "import-ngshare")
     return 1
 
 

@@ -1,9 +1,11 @@
 """`ngshare fsck`: does every file the database names exist in the blob store, intact?
 
 It checks each referenced blob's presence and size, and (unless --quick)
-re-hashes its bytes. Problems (missing, wrong size, corrupt) fail the check;
-orphans (stored blobs nothing refers to, blob rows without files) are only
-reported, since the garbage collector removes them.
+re-hashes its bytes, and that each course's `stored_bytes` (what its quota
+reads) is the sum of its file sets. Problems (missing, wrong size, corrupt, a
+wrong count) fail the check; `recount` sets the counts right. Orphans (stored
+blobs nothing refers to, blob rows without files) are only reported, since
+the garbage collector removes them.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from ngshare.db.engine import Database
-from ngshare.db.models import Blob, FileEntry
+from ngshare.db.models import Blob, Course, FileEntry, FileSet
 from ngshare.storage import BlobStore
 
 
@@ -27,10 +29,14 @@ class FsckReport:
     orphan_blobs: list[str] = field(default_factory=list)
     orphan_rows: list[str] = field(default_factory=list)
     temporary: int = 0
+    # "course: counted N, holds M" for each course whose stored_bytes is off
+    miscounted: list[str] = field(default_factory=list)
+    recounted: bool = False
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.wrong_size or self.corrupt)
+        wrong_counts = self.miscounted and not self.recounted
+        return not (self.missing or self.wrong_size or self.corrupt or wrong_counts)
 
     def summary(self) -> str:
         state = "clean" if self.clean else "PROBLEMS FOUND"
@@ -38,12 +44,17 @@ class FsckReport:
             f"fsck {state}: {self.referenced} referenced blobs; {len(self.missing)} missing, "
             f"{len(self.wrong_size)} of the wrong size, {len(self.corrupt)} corrupt; "
             f"{len(self.orphan_blobs)} unreferenced blobs and {len(self.orphan_rows)} unused "
-            f"blob rows for the GC; {self.temporary} temporary files"
+            f"blob rows for the GC; {self.temporary} temporary files; "
+            f"{len(self.miscounted)} course storage counts off"
+            + (" (recounted)" if self.recounted and self.miscounted else "")
         )
 
 
-def fsck(db: Database, store: BlobStore, *, verify_hashes: bool = True) -> FsckReport:
+def fsck(
+    db: Database, store: BlobStore, *, verify_hashes: bool = True, recount: bool = False
+) -> FsckReport:
     report = FsckReport()
+    report.miscounted, report.recounted = check_course_counts(db, recount=recount), recount
     with db.read() as session:
         referenced = set(session.scalars(select(FileEntry.sha256).distinct()))
         sizes = dict(session.execute(select(Blob.sha256, Blob.size)).all())
@@ -67,3 +78,29 @@ def _hash(store: BlobStore, sha256: str) -> str:
     for chunk in store.iter_chunks(sha256):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+_HELD = (
+    select(FileSet.course_id, func.coalesce(func.sum(FileSet.total_size), 0))
+    .where(FileSet.course_id.is_not(None))
+    .group_by(FileSet.course_id)
+)
+
+
+def check_course_counts(db: Database, *, recount: bool = False) -> list[str]:
+    """Courses whose `stored_bytes` differs from the sum of their file sets (set right
+    with `recount`, in the same transaction that found them)."""
+    wrong = []
+    with db.write() if recount else db.read() as session:
+        held = dict(session.execute(_HELD).all())
+        for course_id, name, counted in session.execute(
+            select(Course.id, Course.name, Course.stored_bytes)
+        ):
+            actual = int(held.get(course_id, 0))
+            if counted != actual:
+                wrong.append(f"{name}: counted {counted}, holds {actual}")
+                if recount:
+                    session.execute(
+                        update(Course).where(Course.id == course_id).values(stored_bytes=actual)
+                    )
+    return wrong

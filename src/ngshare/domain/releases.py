@@ -37,7 +37,7 @@ def add_release(
             Release.assignment_id == assignment.id
         )
     )
-    fileset = create_fileset(session, "release", files)
+    fileset = create_fileset(session, assignment.course_id, "release", files)
     release = Release(
         assignment_id=assignment.id, version=latest + 1, fileset_id=fileset.id, created_by=user
     )

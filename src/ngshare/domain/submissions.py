@@ -139,7 +139,7 @@ def add_submission(
     row = submittable_assignment(session, who.course_id, assignment, who.instructor)
     stamp = next_after(now(), latest_timestamp(session, row.id, who.name))
     verdict = judge_submission(session, row, who.name, stamp, not who.instructor)
-    fileset = create_fileset(session, "submission", files)
+    fileset = create_fileset(session, who.course_id, "submission", files)
     submission = Submission(
         assignment_id=row.id,
         student=who.name,

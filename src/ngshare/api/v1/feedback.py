@@ -48,7 +48,7 @@ def upload_feedback(
     staged = commit_staged(args.staged_files())
     try:
         with state.db.write() as session:
-            feedback = set_feedback(session, submission_id, staged, ctx.user.name)
+            feedback = set_feedback(session, ctx.course_id, submission_id, staged, ctx.user.name)
             origin.record(
                 session,
                 ctx.course,

@@ -69,7 +69,7 @@ def _replace(
         old = current_feedback(session, submission_id)
         if old is not None and old.fileset.digest == manifest_digest(staged):
             return FeedbackOut(submission_id=submission_id, updated_at=old.created_at, files=files)
-        new = set_feedback(session, submission_id, staged, ctx.user.name)
+        new = set_feedback(session, ctx.course_id, submission_id, staged, ctx.user.name)
         origin.record(
             session,
             ctx.course,

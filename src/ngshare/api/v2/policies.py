@@ -26,7 +26,7 @@ from ngshare.api.v2.schemas import (
     Manifest,
 )
 from ngshare.db.models import Assignment, Extension, FileSet, Member, Release
-from ngshare.domain.filesets import create_fileset, list_files, manifest_digest
+from ngshare.domain.filesets import create_fileset, drop_filesets, list_files, manifest_digest
 from ngshare.domain.lookup import visible_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
 from ngshare.domain.policies import (
@@ -253,10 +253,10 @@ def put_solutions(
             if current is not None and current.digest == manifest_digest(staged):
                 return JSONResponse({"assignment": assignment, "changed": False})
         check_quota(session, ctx.course_id, sum(f.digest.size for f in staged), state.limits)
-        row.solutions_fileset_id = create_fileset(session, "solutions", staged).id
+        row.solutions_fileset_id = create_fileset(session, ctx.course_id, "solutions", staged).id
         session.flush()
         if old is not None:
-            session.execute(delete(FileSet).where(FileSet.id == old))
+            drop_filesets(session, [old])
         origin.record(
             session, ctx.course, "solutions_release", ctx.user.name, assignment=assignment
         )
@@ -317,7 +317,7 @@ def withdraw_solutions(
             raise NotFound(f"No solutions for {assignment}")
         row.solutions_fileset_id = None
         session.flush()
-        session.execute(delete(FileSet).where(FileSet.id == old))
+        drop_filesets(session, [old])
         origin.record(
             session, ctx.course, "solutions_withdraw", ctx.user.name, assignment=assignment
         )
