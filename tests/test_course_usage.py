@@ -167,11 +167,14 @@ def test_fsck_finds_a_wrong_count_and_recount_sets_it_right(env, tmp_path):
 def test_deleting_a_course_takes_its_file_sets(env, tmp_path):
     _proc, engine, v1, clients = env
     ok(v1.post("course/u4", data={"instructors": '["inst1"]'}, headers=as_("admin")))
-    clients["inst1"].release("u4", "a", tree(tmp_path / "r", {"q": b"z" * 5}))
-    ok(v1.delete("course/u4", headers=as_("admin")))
+    inst = clients["inst1"]
+    ok(v1.post("student/u4/stu1", data={"first_name": "S", "last_name": "T", "email": ""},
+               headers=as_("inst1")))  # fmt: skip
+    inst.release("u4", "a", tree(tmp_path / "r", {"q": b"z" * 5}))
+    sub = clients["stu1"].submit("u4", "a", tree(tmp_path / "s", {"q": b"w" * 6}))
+    inst.put_feedback("u4", "a", "stu1", sub["id"], tree(tmp_path / "f", {"f": b"v" * 7}))
+    ok(v1.delete("course/u4", headers=as_("admin")))  # a set three levels down, too
     assert "u4" not in counts(engine)
     with engine.connect() as connection:
-        owned = connection.scalar(
-            text("SELECT count(*) FROM filesets WHERE course_id NOT IN (SELECT id FROM courses)")
-        )
-    assert owned == 0
+        owned = connection.scalar(text("SELECT count(*) FROM filesets WHERE course_id IS NULL"))
+    assert owned == 0  # not even orphans left for the GC

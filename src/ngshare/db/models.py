@@ -93,10 +93,12 @@ class FileSet(Base):
     __tablename__ = "filesets"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # the course whose quota it counts against (NULL only for sets that no row
-    # referenced when migration 0006 ran: the garbage collector's)
+    # the course whose quota it counts against; NULL for sets that no row referenced
+    # when migration 0006 ran (the garbage collector's). SET NULL, not CASCADE: on
+    # PostgreSQL a cascade from the course would drop a set before the feedback row
+    # three levels down that still names it; `delete_course` drops the sets after.
     course_id: Mapped[int | None] = mapped_column(
-        ForeignKey("courses.id", ondelete="CASCADE", name="fk_filesets_course"), index=True
+        ForeignKey("courses.id", ondelete="SET NULL", name="fk_filesets_course"), index=True
     )
     kind: Mapped[str] = mapped_column(String(16))
     digest: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -44,7 +44,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("course_id", sa.Integer(), nullable=True))
         batch_op.create_index("ix_filesets_course_id", ["course_id"], unique=False)
         batch_op.create_foreign_key(
-            "fk_filesets_course", "courses", ["course_id"], ["id"], ondelete="CASCADE"
+            "fk_filesets_course", "courses", ["course_id"], ["id"], ondelete="SET NULL"
         )
     op.execute(
         "UPDATE filesets SET course_id = "
