@@ -26,7 +26,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ngshare.db.engine import Database
-from ngshare.db.models import Blob, Course, FileEntry, FileSet
+from ngshare.db.models import Blob, FileEntry, FileSet
+from ngshare.domain import usage
 from ngshare.storage import BlobStore, Digest, hash_bytes
 from ngshare.storage.pieces import blob_pieces
 
@@ -77,11 +78,6 @@ class NewFileSet:
 
 _INSERT_FILESET = insert(FileSet.__table__).returning(FileSet.__table__.c.id)
 _INSERT_ENTRIES = insert(FileEntry.__table__)
-_ADD_BYTES = (
-    update(Course.__table__)
-    .where(Course.__table__.c.id == bindparam("course_id"))
-    .values(stored_bytes=Course.__table__.c.stored_bytes + bindparam("delta"))
-)
 
 
 def create_fileset(
@@ -113,7 +109,7 @@ def create_fileset(
             for f in files
         ]  # fmt: skip
         session.execute(_INSERT_ENTRIES, entries)
-    session.execute(_ADD_BYTES, {"course_id": course_id, "delta": total_size})
+    usage.count(session, course_id, total_size)
     return NewFileSet(fileset_id, digest, len(files), total_size)
 
 
@@ -134,7 +130,7 @@ def drop_filesets(session: Session, ids: Collection[int]) -> None:
     ).all()
     session.execute(delete(table).where(table.c.id.in_(ids)))
     for course_id, size in per_course:
-        session.execute(_ADD_BYTES, {"course_id": course_id, "delta": -int(size)})
+        usage.count(session, course_id, -int(size))
 
 
 @dataclass(frozen=True)
