@@ -5,7 +5,9 @@ inside the database's write transaction (on SQLite, while every other writer
 waits). This fills one course of a fresh database with N submissions (half
 with feedback) and times the check as a commit runs it.
 
-    python -m bench.quota --filesets 1000,20000,100000 --db sqlite,postgresql
+    python -m bench.quota --filesets 1000,20000,100000 --db sqlite,postgresql --migration
+
+With `--migration` it also times migration 0006, which fills the counts in.
 
 Rows are inserted with Core statements (a whole semester in seconds); they are
 what the API would write, as `ngshare.domain.filesets.create_fileset` does.
@@ -35,12 +37,12 @@ PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @contextmanager
-def database(kind: str) -> Iterator[Database]:
-    """A migrated, empty database of `kind`, removed afterwards."""
+def database(kind: str, revision: str = "head") -> Iterator[Database]:
+    """An empty database of `kind` migrated to `revision`, removed afterwards."""
     if kind == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             db = Database(f"sqlite:///{Path(tmp) / 'quota.sqlite'}")
-            upgrade(db.engine)
+            upgrade(db.engine, revision)
             yield db
             db.dispose()
         return
@@ -50,7 +52,7 @@ def database(kind: str) -> Iterator[Database]:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         db = Database(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
-        upgrade(db.engine)
+        upgrade(db.engine, revision)
         yield db
         db.dispose()
     finally:
@@ -116,11 +118,53 @@ def time_checks(db: Database, course_id: int, repeat: int) -> list[float]:
     return times
 
 
+SEED_0005 = [
+    "INSERT INTO courses (id, name, created_at) VALUES (1, 'big', CURRENT_TIMESTAMP)",
+    "INSERT INTO assignments (id, course_id, name, created_at, state, solutions)"
+    " VALUES (1, 1, 'ps1', CURRENT_TIMESTAMP, 'released', 'none')",
+]
+
+
+def time_migration(kind: str, filesets: int) -> float:
+    """Seconds for migration 0006 (which finds each file set's course and sums them)
+    over a course of `filesets` sets: a release, submissions and their feedback."""
+    with database(kind, revision="0005") as db, db.engine.begin() as connection:
+        for statement in SEED_0005:
+            connection.execute(text(statement))
+        connection.execute(
+            text("INSERT INTO filesets (id, kind, file_count, total_size, created_at)"
+                 " VALUES (:i, 'x', 1, 10, CURRENT_TIMESTAMP)"),
+            [{"i": i} for i in range(1, filesets + 1)],
+        )  # fmt: skip
+        connection.execute(
+            text("INSERT INTO releases (assignment_id, version, fileset_id, created_by, created_at)"
+                 " VALUES (1, 1, 1, 'i', CURRENT_TIMESTAMP)")
+        )  # fmt: skip
+        half = filesets // 2
+        connection.execute(
+            text("INSERT INTO submissions (id, assignment_id, student, timestamp, fileset_id)"
+                 " VALUES (:i, 1, :s, CURRENT_TIMESTAMP, :i)"),
+            [{"i": i, "s": f"s{i}"} for i in range(2, half + 1)],
+        )  # fmt: skip
+        connection.execute(
+            text("INSERT INTO feedback (submission_id, fileset_id, created_by, created_at)"
+                 " VALUES (:s, :i, 'i', CURRENT_TIMESTAMP)"),
+            [{"s": i - half + 1, "i": i} for i in range(half + 1, filesets)],
+        )  # fmt: skip
+        connection.commit()
+        started = time.perf_counter()
+        upgrade(db.engine)
+        return time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.quota", description=__doc__)
     parser.add_argument("--filesets", default="1000,20000,100000", help="comma-separated sizes")
     parser.add_argument("--db", default="sqlite,postgresql", help="sqlite, postgresql or both")
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument(
+        "--migration", action="store_true", help="also time migration 0006 at each size"
+    )
     args = parser.parse_args(argv)
     print("| database | file sets in the course | quota check p50 (ms) | p95 (ms) |")
     print("|---|---|---|---|")
@@ -132,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
             p50 = statistics.median(times) * 1000
             p95 = times[int(len(times) * 0.95) - 1] * 1000
             print(f"| {kind} | {count} | {p50:.2f} | {p95:.2f} |", flush=True)
+    if args.migration:
+        print("\n| database | file sets | migration 0006 (s) |\n|---|---|---|")
+        for kind in args.db.split(","):
+            for count in (int(n) for n in args.filesets.split(",")):
+                print(f"| {kind} | {count} | {time_migration(kind, count):.2f} |", flush=True)
     return 0
 
 

@@ -46,11 +46,20 @@ def upgrade() -> None:
         batch_op.create_foreign_key(
             "fk_filesets_course", "courses", ["course_id"], ["id"], ondelete="SET NULL"
         )
-    op.execute(
-        "UPDATE filesets SET course_id = "
-        f"(SELECT owners.course_id FROM ({OWNERS}) owners "
-        " WHERE owners.fileset_id = filesets.id LIMIT 1)"
-    )
+    if op.get_bind().dialect.name == "postgresql":
+        # a join: PostgreSQL runs the correlated form below once per row (9.6 s for
+        # 20 000 file sets, growing with the square)
+        op.execute(
+            f"UPDATE filesets SET course_id = owners.course_id FROM ({OWNERS}) owners "
+            "WHERE owners.fileset_id = filesets.id"
+        )
+    else:  # SQLite before 3.33 has no UPDATE ... FROM; it plans this as a join (0.45 s
+        # for 200 000 file sets)
+        op.execute(
+            "UPDATE filesets SET course_id = "
+            f"(SELECT owners.course_id FROM ({OWNERS}) owners "
+            " WHERE owners.fileset_id = filesets.id LIMIT 1)"
+        )
     op.execute(
         "UPDATE courses SET stored_bytes = "
         "(SELECT COALESCE(SUM(total_size), 0) FROM filesets WHERE course_id = courses.id)"
