@@ -89,13 +89,19 @@ _HELD = (
 
 def check_course_counts(db: Database, *, recount: bool = False) -> list[str]:
     """Courses whose `stored_bytes` differs from the sum of their file sets (set right
-    with `recount`, in the same transaction that found them)."""
+    with `recount`, in the same transaction that found them).
+
+    A recount locks the course rows before it sums (PostgreSQL; SQLite's write
+    transaction excludes every other writer anyway): a commit running
+    meanwhile adds its bytes at its end (`ngshare.domain.usage`), so it waits
+    and adds them to the recounted value instead of being overwritten by it.
+    """
     wrong = []
+    courses = select(Course.id, Course.name, Course.stored_bytes).order_by(Course.id)
     with db.write() if recount else db.read() as session:
+        counts = session.execute(courses.with_for_update() if recount else courses).all()
         held = dict(session.execute(_HELD).all())
-        for course_id, name, counted in session.execute(
-            select(Course.id, Course.name, Course.stored_bytes)
-        ):
+        for course_id, name, counted in counts:
             actual = int(held.get(course_id, 0))
             if counted != actual:
                 wrong.append(f"{name}: counted {counted}, holds {actual}")

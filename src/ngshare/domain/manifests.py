@@ -64,7 +64,7 @@ _USAGE = select(Course.stored_bytes).where(Course.id == bindparam("course_id"))
 
 def course_usage(session: Session, course_id: int) -> int:
     """Bytes the course's releases, submissions, feedback and solutions take at full
-    size: one row's counter (`ngshare.domain.filesets` keeps it), not a sum."""
+    size: one row's counter (`ngshare.domain.usage` keeps it), not a sum."""
     return int(session.scalar(_USAGE, {"course_id": course_id}) or 0)
 
 
