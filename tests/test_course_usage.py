@@ -178,3 +178,37 @@ def test_deleting_a_course_takes_its_file_sets(env, tmp_path):
     with engine.connect() as connection:
         owned = connection.scalar(text("SELECT count(*) FROM filesets WHERE course_id IS NULL"))
     assert owned == 0  # not even orphans left for the GC
+
+
+def test_concurrent_commits_lose_no_bytes(env, tmp_path):
+    """Eight students submitting three times each while feedback is replaced, all at
+    once: every commit adds to the same course row, and none may overwrite another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    proc, engine, v1, clients = env
+    ok(v1.post("course/u5", data={"instructors": '["inst1"]'}, headers=as_("admin")))
+    students = [f"stu1{i}" for i in range(8)]
+    for student in students:
+        names = {"first_name": "S", "last_name": "T", "email": ""}
+        ok(v1.post(f"student/u5/{student}", data=names, headers=as_("inst1")))
+    clients["inst1"].release("u5", "a", tree(tmp_path / "r", {"q": b"r" * 3}))
+
+    def work(index: int) -> int:
+        student = students[index]
+        added = 0
+        with (
+            NgshareClient(proc.url, token_for(student)) as me,
+            NgshareClient(proc.url, token_for("inst1")) as inst,
+        ):
+            for turn in range(3):
+                size = 100 * index + 10 * turn + 1
+                root = tree(tmp_path / f"{student}-{turn}", {"a": bytes([65 + turn]) * size})
+                sub = me.submit("u5", "a", root)
+                feedback = {"f": bytes([97 + index]) * (size + 1)}
+                inst.put_feedback("u5", "a", student, sub["id"], tree(root / "fb", feedback))
+                added += size + (size + 1)
+        return added
+
+    with ThreadPoolExecutor(8) as pool:
+        total = sum(pool.map(work, range(8)))
+    assert_exact(engine, "u5", 3 + total)
