@@ -35,7 +35,13 @@ def test_course_lifecycle_as_admin_and_instructor(server, api):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "created course clicourse"
     listed = json.loads(ngshare(server, "inst2", "courses", "--json").stdout)
-    assert {"name": "clicourse", "role": "instructor"} in listed
+    assert {"name": "clicourse", "role": "instructor", "stored_bytes": 0,
+            "quota_bytes": 200 * 1024**3} in listed  # fmt: skip
+    table = ngshare(server, "inst2", "courses").stdout.splitlines()
+    assert table[0].split() == ["COURSE", "ROLE", "STORED"]
+    assert " ".join(["clicourse", "instructor", "0 B of 200.0 GiB"]) in [
+        " ".join(line.split()) for line in table
+    ]
     result = ngshare(
         server,
         "inst2",

@@ -212,3 +212,21 @@ def test_concurrent_commits_lose_no_bytes(env, tmp_path):
     with ThreadPoolExecutor(8) as pool:
         total = sum(pool.map(work, range(8)))
     assert_exact(engine, "u5", 3 + total)
+
+
+def test_instructors_and_admins_see_what_a_course_stores_students_do_not(env, tmp_path):
+    proc, engine, v1, clients = env
+    ok(v1.post("course/u6", data={"instructors": '["inst1"]'}, headers=as_("admin")))
+    names = {"first_name": "S", "last_name": "T", "email": ""}
+    ok(v1.post("student/u6/stu1", data=names, headers=as_("inst1")))
+    clients["inst1"].release("u6", "a", tree(tmp_path / "r", {"q": b"q" * 1234}))
+    held = counts(engine)["u6"][0]
+    assert held == 1234
+    quota = {"stored_bytes": held, "quota_bytes": 1024 * 1024}
+    by_inst = {c["name"]: c for c in clients["inst1"].courses()}
+    assert by_inst["u6"] == {"name": "u6", "role": "instructor", **quota}
+    by_student = {c["name"]: c for c in clients["stu1"].courses()}
+    assert by_student["u6"] == {"name": "u6", "role": "student", "stored_bytes": None,
+                                "quota_bytes": None}  # fmt: skip
+    with NgshareClient(proc.url, token_for("admin")) as admin:
+        assert {"name": "u6", "role": "admin", **quota} in admin.courses()

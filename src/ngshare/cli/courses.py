@@ -22,6 +22,7 @@ from ngshare.client import ClientError, NgshareClient
 from ngshare.client.discover import api_token, service_url
 from ngshare.client.v1 import V1Client
 from ngshare.domain.policies import parse_duration, show_duration
+from ngshare.exchange.progress import human
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -140,7 +141,17 @@ def _gradebook_add(row: RosterRow) -> None:
 def list_courses(args: argparse.Namespace) -> int:
     with _v2(args) as client:
         courses = client.courses()
-    return _print(args, courses, [[c["name"], c["role"]] for c in courses], ["COURSE", "ROLE"])
+    rows = [[c["name"], c["role"], _stored(c)] for c in courses]
+    return _print(args, courses, rows, ["COURSE", "ROLE", "STORED"])
+
+
+def _stored(course: dict) -> str:
+    """`1.2 GiB of 200.0 GiB` (what the quota counts), or "-" for a student."""
+    if course.get("stored_bytes") is None:
+        return "-"
+    quota = course.get("quota_bytes")
+    limit = f" of {human(quota)}" if quota else " (no quota)"
+    return human(course["stored_bytes"]) + limit
 
 
 def create_course(args: argparse.Namespace) -> int:

@@ -46,6 +46,14 @@ class UploadState(BaseModel):
 class CourseOut(BaseModel):
     name: str
     role: str = Field(description="admin, instructor or student")
+    stored_bytes: int | None = Field(
+        None,
+        description="What the course's releases, submissions, feedback and solutions take at "
+        "full size, which its quota counts (instructors and admins only)",
+    )
+    quota_bytes: int | None = Field(
+        None, description="The course storage quota (instructors and admins only; null: none)"
+    )
 
 
 class CourseList(BaseModel):
