@@ -128,6 +128,11 @@ def test_instructor_assignment_table_and_downloads(api, browsers, course_with_wo
     ok(api("inst1").delete(f"student/{course}/stu1"))  # removed, but has submissions
     page = inst.page(f"courses/{course}")
     assert '0 of 1 <span class="muted">(+1 not on roster)</span>' in page and ">v1<" in page
+    listed = {c["name"]: c for c in api("inst1").get("v2/courses").json()["courses"]}
+    stored = listed[course]["stored_bytes"]
+    assert stored > 0 and f'<span title="{stored} bytes">' in page  # what the quota counts
+    assert "of the course quota of 214.7 GB" in page  # 200 GiB, the default
+    assert 'id="storage"' not in browsers("stu2").page(f"courses/{course}")
     table = inst.page(f"courses/{course}/assignments/ps1")
     rows = re.findall(r"<tr[^>]*>\s*<th scope=\"row\">(.*?)</tr>", table, re.S)
     assert len(rows) == 2

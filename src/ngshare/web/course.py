@@ -10,6 +10,7 @@ from ngshare.api.permissions import check_name
 from ngshare.db.models import Member
 from ngshare.domain import roster
 from ngshare.domain.lookup import member
+from ngshare.domain.manifests import course_usage
 from ngshare.domain.roster_csv import decode_roster, parse_roster
 from ngshare.errors import BadRequest, NgshareError, NotFound
 from ngshare.web.pages import (
@@ -37,6 +38,7 @@ NAME_FIELDS = [field for field, _label in roster.NAME_FIELDS]
 @router.get("/ui/courses/{course}")
 def course_home(request: Request, page: CourseMember, state: State) -> HTMLResponse:
     with state.db.read() as session:
+        stored = course_usage(session, page.course_id) if page.is_instructor else None
         if page.is_instructor:
             rows = course_assignments(session, page.course_id)
             students = len(roster.members(session, page.course_id, "student"))
@@ -52,6 +54,8 @@ def course_home(request: Request, page: CourseMember, state: State) -> HTMLRespo
         page=page,
         assignments=rows,
         students=students,
+        stored=stored,
+        quota=state.limits.course_quota_bytes,
         tab="assignments",
     )
 
