@@ -205,7 +205,7 @@ class Recording(httpx.BaseTransport):
         self.inner.close()
 
 
-def test_the_client_submits_in_two_requests_and_feedback_in_one(server, course, tmp_path):
+def test_the_client_submits_in_two_requests_feedback_and_solutions_in_one(server, course, tmp_path):
     big = os.urandom(9 * 1024 * 1024)  # above the client's small-file size: never bundled
     with NgshareClient(server.url, token_for("inst1")) as inst:
         inst.release(course, "ps1", write_tree(tmp_path / "src", {"data.bin": big}))
@@ -223,6 +223,13 @@ def test_the_client_submits_in_two_requests_and_feedback_in_one(server, course, 
     assert transport.sent[0] == f"PUT assignments/ps1/submissions/stu1/{made['id']}/feedback"
     assert len([s for s in transport.sent if s.startswith("PUT")]) == 1
     assert read_tree(tmp_path / "got") == tree
+    transport = Recording()
+    with NgshareClient(server.url, token_for("inst1"), transport=transport) as inst:
+        inst.put_solutions(course, "ps1", write_tree(tmp_path / "sol", {"s.py": b"x = 42"}))
+        got = inst.solutions(course, "ps1")
+        inst.download_tree(course, got["files"], tmp_path / "sol-got")
+    assert transport.sent[0] == "PUT assignments/ps1/solutions"  # solutions: one request too
+    assert read_tree(tmp_path / "sol-got") == {"s.py": b"x = 42"}
 
 
 def test_the_client_sends_what_the_server_still_lacks_then_commits(server, course, tmp_path):

@@ -474,9 +474,9 @@ class Flaky(httpx.BaseTransport):
 
 @pytest.mark.parametrize("failure", ["503", "connect"])
 def test_every_kind_of_request_is_retried_once_it_fails(server, course, tmp_path, failure):
-    """Manifest reads, missing-blob questions, batch and single-blob uploads, commits
-    (bundled or not), batch and single-blob downloads: each is sent again after a 503
-    or a refused connection."""
+    """Manifest reads, missing-blob questions, batch and single-blob uploads, bundled
+    commits, batch and single-blob downloads: each is sent again after a 503 or a
+    refused connection."""
     tree = {"a.txt": os.urandom(70), "b.txt": os.urandom(5), "big.bin": os.urandom(9 << 20)}
     transport = Flaky(lambda request: "/v2/" in request.url.path, failure)
     with NgshareClient(server.url, token_for("inst1"), backoff=0.01, transport=transport) as inst:
@@ -487,6 +487,7 @@ def test_every_kind_of_request_is_retried_once_it_fails(server, course, tmp_path
         made = stu.submit(course, "ps1", tmp_path / "got")
     with NgshareClient(server.url, token_for("inst1"), backoff=0.01, transport=transport) as inst:
         inst.put_solutions(course, "ps1", write_tree(tmp_path / "sol", {"s.txt": b"42"}))
+        inst.upload_files(course, inst.scan(write_tree(tmp_path / "more", {"m.txt": b"7"})))
     assert read_tree(tmp_path / "got") == {**tree, "a.txt": b"answered"}
     assert len(stu_submissions(server, course)) == 1 and made["file_count"] == 3
     big = hashlib.sha256(tree["big.bin"]).hexdigest()
@@ -501,8 +502,8 @@ def test_every_kind_of_request_is_retried_once_it_fails(server, course, tmp_path
         f"GET blobs/{big}",
         "POST events",
         "POST assignments/ps1/submissions",  # a bundle, repeated with its Idempotency-Key
-        "POST blobs",  # the solutions' small files in one batch
-        "PUT assignments/ps1/solutions",
+        "PUT assignments/ps1/solutions",  # a bundle too
+        "POST blobs",  # a batch of small files uploaded without a commit
     ]
     assert failed == expected
 

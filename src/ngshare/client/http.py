@@ -441,9 +441,8 @@ class NgshareClient:
         return self.request("DELETE", path)
 
     def put_solutions_files(self, course: str, assignment: str, files: list[LocalFile]) -> dict:
-        self.upload_files(course, files, f"solutions {assignment}")
         path = self._assignment_path(course, assignment) + "/solutions"
-        return self.request("PUT", path, json={"files": [f.manifest_entry() for f in files]})
+        return self.commit_files("PUT", path, course, files, f"solutions {assignment}")
 
     def put_solutions(self, course: str, assignment: str, root: Path, **scan: Any) -> dict:
         return self.put_solutions_files(course, assignment, self.scan(root, **scan))

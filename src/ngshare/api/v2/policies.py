@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter
+import anyio
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -17,15 +18,17 @@ from sqlalchemy.orm import Session
 from ngshare.api.origin import V2Origin
 from ngshare.api.permissions import CourseContext, check_name
 from ngshare.api.v2.assignments import manifest_files, policy_fields
+from ngshare.api.v2.bundles import MANIFEST_BODY, manifest_body
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, State
 from ngshare.api.v2.schemas import (
     AssignmentSettings,
     AssignmentSettingsIn,
     ExtensionIn,
     ExtensionOut,
-    Manifest,
+    ManifestFile,
 )
 from ngshare.db.models import Assignment, Extension, FileSet, Member, Release
+from ngshare.domain.audit import Origin
 from ngshare.domain.filesets import create_fileset, drop_filesets, list_files, manifest_digest
 from ngshare.domain.lookup import visible_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
@@ -41,6 +44,7 @@ from ngshare.domain.policies import (
 from ngshare.domain.releases import assignment_row
 from ngshare.domain.status import student_statuses
 from ngshare.errors import BadRequest, NotFound
+from ngshare.state import AppState
 from ngshare.timestamps import now
 
 router = APIRouter(tags=["v2: course policies"])
@@ -234,17 +238,37 @@ def delete_extension(
 # Solutions
 
 
-@router.put(BASE + "/solutions")
-def put_solutions(
-    assignment: str,
-    manifest: Manifest,
-    ctx: CourseInstructor,
-    state: State,
-    origin: V2Origin,
+@router.put(BASE + "/solutions", openapi_extra=MANIFEST_BODY)
+async def put_solutions(
+    assignment: str, request: Request, ctx: CourseInstructor, state: State, origin: V2Origin
 ) -> JSONResponse:
     """Store the solutions (replacing earlier ones). Who may fetch them is the
-    `solutions` setting: none (default), all, or after_due."""
-    staged = check_manifest(manifest.files, state.limits, state.store)
+    `solutions` setting: none (default), all, or after_due.
+
+    The body is the manifest (JSON) or a bundle with the files' bytes
+    (`ngshare.api.v2.bundles`).
+    """
+    body = await manifest_body(request, state.limits)
+    await body.precheck(_find_assignment, state, ctx, assignment)
+    await body.store_blobs(state.store, ctx.user.name)
+    return await anyio.to_thread.run_sync(
+        _store_solutions, state, ctx, origin, assignment, body.files
+    )
+
+
+def _find_assignment(state: AppState, ctx: CourseContext, assignment: str) -> None:
+    with state.db.read() as session:
+        _assignment(session, ctx, assignment)
+
+
+def _store_solutions(
+    state: AppState,
+    ctx: CourseContext,
+    origin: Origin,
+    assignment: str,
+    files: list[ManifestFile],
+) -> JSONResponse:
+    staged = check_manifest(files, state.limits, state.store)
     with state.db.write() as session:
         row = _assignment(session, ctx, assignment)
         old = row.solutions_fileset_id
