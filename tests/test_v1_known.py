@@ -251,3 +251,46 @@ def test_an_encoding_in_progress_does_not_hold_up_other_blobs(tmp_path, monkeypa
         assert other.result(timeout=5) is not None  # served while the slow one is read
         release.set()
         assert stalled.result(timeout=5).raw == encode_v1(slow)
+
+
+def test_the_server_recognises_files_as_large_as_its_encoding_cache_allows(tmp_path):
+    """`--v1-encoding-cache-mib 16`: a file whose encoding fits in a quarter of 16 MiB is
+    recognised when a v1 client sends it back; one a little larger (which the default
+    128 MiB would take) is decoded."""
+    import httpx
+
+    from tests.servers import ServerProcess, token_for, write_token_file
+    from tests.v1util import ok
+
+    proc = ServerProcess(
+        tmp_path,
+        ["--token-file", str(write_token_file(tmp_path / "t.json")), "--admins", "admin",
+         "--v1-encoding-cache-mib", "16"],
+    )  # fmt: skip
+    proc.wait_ready()
+    try:
+        api = httpx.Client(base_url=proc.url + "/", timeout=60)
+
+        def as_(user):
+            return {"Authorization": f"token {token_for(user)}"}
+
+        def recognised() -> float:
+            text = api.get("../metrics", headers=as_("admin")).text
+            (line,) = [x for x in text.splitlines() if x.startswith("ngshare_v1_recognised_bytes")]
+            return float(line.split()[-1])
+
+        ok(api.post("course/c", data={"instructors": '["inst1"]'}, headers=as_("admin")))
+        names = {"first_name": "S", "last_name": "T", "email": "s@x.org"}
+        ok(api.post("student/c/stu1", data=names, headers=as_("inst1")))
+        for name, size, expected in (("fits", 3_000_000, 3_000_000), ("over", 3_300_000, 0)):
+            files = [
+                {"path": "d.bin", "content": base64.b64encode(random.randbytes(size)).decode()}
+            ]
+            body = {"files": json.dumps(files)}
+            ok(api.post(f"assignment/c/{name}", data=body, headers=as_("inst1")))
+            before = recognised()
+            ok(api.post(f"submission/c/{name}", data=body, headers=as_("stu1")))
+            assert recognised() - before == expected, name
+        api.close()
+    finally:
+        proc.stop()

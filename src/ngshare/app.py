@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         store=store,
         authenticator=build_authenticator(settings),
         signer=CookieSigner(settings),
-        v1_encodings=EncodingCache(store),
+        v1_encodings=EncodingCache(store, budget=settings.v1_encoding_cache_mib * 2**20),
     )
 
     @asynccontextmanager

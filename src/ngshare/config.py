@@ -176,6 +176,14 @@ class Settings(BaseSettings):
         "late windows) from this file, which holds one ISO 8601 time with an offset. Refused "
         "with --auth hub; a missing or empty file means the system clock.",
     )
+    v1_encoding_cache_mib: int = Field(
+        128,
+        ge=0,
+        description="Memory for recognising files that v1 clients send back unchanged (a "
+        "release's dataset in every submission) without decoding them: released files are "
+        "kept as v1 encodes them, each one if its encoding (4/3 of its size) fits in a quarter "
+        "of this. The default covers files up to 24 MB (0: decode everything).",
+    )
     course_quota_mib: int = Field(
         204800,
         description="Storage one course may use in MiB, counting every release, submission, "
