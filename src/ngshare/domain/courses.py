@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select, union
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ngshare.api.permissions import check_name
 from ngshare.auth import User
 from ngshare.db.engine import Database
-from ngshare.db.models import Assignment, Course, Feedback, FileSet, Member, Release, Submission
+from ngshare.db.models import Course, FileSet, Member
 from ngshare.errors import BadRequest, Conflict
 
 
@@ -55,22 +55,12 @@ def create_course(db: Database, name: str, instructors: Iterable[str]) -> None:
 def delete_course(session: Session, course_id: int) -> None:
     """Delete a course with its roster, assignments, submissions and feedback.
 
-    The file sets go too; their blobs are left to the garbage collector.
+    The file sets go too (each names its course); their blobs are left to the
+    garbage collector. They are found before the course goes, which sets their
+    `course_id` to NULL, and dropped after the rows that reference them.
     """
-    assignment_ids = select(Assignment.id).where(Assignment.course_id == course_id)
-    submission_ids = select(Submission.id).where(Submission.assignment_id.in_(assignment_ids))
-    fileset_ids = list(
-        session.scalars(
-            union(
-                select(Release.fileset_id).where(Release.assignment_id.in_(assignment_ids)),
-                select(Submission.fileset_id).where(Submission.assignment_id.in_(assignment_ids)),
-                select(Feedback.fileset_id).where(Feedback.submission_id.in_(submission_ids)),
-                select(Assignment.solutions_fileset_id).where(
-                    Assignment.course_id == course_id, Assignment.solutions_fileset_id.is_not(None)
-                ),
-            )
-        )
-    )
+    owned = select(FileSet.id).where(FileSet.course_id == course_id)
+    fileset_ids = list(session.scalars(owned))
     session.execute(delete(Course).where(Course.id == course_id))
     if fileset_ids:
         session.execute(delete(FileSet).where(FileSet.id.in_(fileset_ids)))
