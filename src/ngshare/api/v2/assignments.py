@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ngshare.api.origin import V2Origin
 from ngshare.api.permissions import CourseContext, check_name
-from ngshare.api.v2.bundles import MANIFEST_BODY, manifest_body
+from ngshare.api.v2.bundles import MANIFEST_BODY, checked_manifest
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, State
 from ngshare.api.v2.schemas import (
     AssignmentList,
@@ -152,12 +152,10 @@ async def release_assignment(
     The body is the manifest (JSON) or a bundle with the files' bytes
     (`ngshare.api.v2.bundles`).
     """
-    body = await manifest_body(request, state.limits)
-    await body.precheck(check_name, assignment, "assignment")
-    await body.store_blobs(state.store, ctx.user.name)
-    return await anyio.to_thread.run_sync(
-        _commit_release, state, ctx, origin, assignment, body.files
+    files = await checked_manifest(
+        request, state.limits, state.store, ctx.user.name, check_name, assignment, "assignment"
     )
+    return await anyio.to_thread.run_sync(_commit_release, state, ctx, origin, assignment, files)
 
 
 def _commit_release(

@@ -95,6 +95,23 @@ class ManifestBody:
             await self.reader.drain(DRAIN_LIMIT)
 
 
+async def checked_manifest(
+    request: Request,
+    limits: Limits,
+    store: BlobStore,
+    user: str,
+    check: Callable[..., object],
+    *args: object,
+) -> list[ManifestFile]:
+    """The request's manifest, once `check(*args)` has passed and a bundle's blobs are
+    stored: what a commit route needs before it commits (a submission, which may
+    answer with a replay instead, uses the steps itself)."""
+    body = await manifest_body(request, limits)
+    await body.precheck(check, *args)
+    await body.store_blobs(store, user)
+    return body.files
+
+
 async def manifest_body(request: Request, limits: Limits) -> ManifestBody:
     """Read the manifest (the whole JSON body, or a bundle's first line).
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from ngshare.api.origin import V2Origin
 from ngshare.api.permissions import CourseContext
 from ngshare.api.v2.assignments import manifest_files
-from ngshare.api.v2.bundles import MANIFEST_BODY, manifest_body
+from ngshare.api.v2.bundles import MANIFEST_BODY, checked_manifest
 from ngshare.api.v2.deps import CourseInstructor, InstructorOrSelf, State
 from ngshare.api.v2.schemas import FeedbackOut, ManifestFile
 from ngshare.api.v2.submissions import find_submission_row
@@ -40,11 +40,12 @@ async def put_feedback(
     The body is the manifest (JSON) or a bundle with the files' bytes
     (`ngshare.api.v2.bundles`).
     """
-    body = await manifest_body(request, state.limits)
-    await body.precheck(_find, state, ctx, assignment, student, submission_id)
-    await body.store_blobs(state.store, ctx.user.name)
+    files = await checked_manifest(
+        request, state.limits, state.store, ctx.user.name,
+        _find, state, ctx, assignment, student, submission_id,
+    )  # fmt: skip
     return await anyio.to_thread.run_sync(
-        _replace, state, ctx, origin, assignment, student, submission_id, body.files
+        _replace, state, ctx, origin, assignment, student, submission_id, files
     )
 
 
