@@ -127,3 +127,12 @@ def token_for(user: str) -> str:
 def write_token_file(path: Path, users: list[str] = USERS) -> Path:
     path.write_text(json.dumps({token_for(user): user for user in users}))
     return path
+
+
+def token_server(data_dir: Path, *extra: str) -> ServerProcess:
+    """A ready server on `data_dir` with the test users' tokens, `admin` as admin and
+    the `extra` flags (the shape of most modules' own server)."""
+    tokens = write_token_file(data_dir / "t.json")
+    proc = ServerProcess(data_dir, ["--token-file", str(tokens), "--admins", "admin", *extra])
+    proc.wait_ready()
+    return proc

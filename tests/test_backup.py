@@ -7,7 +7,7 @@ import sys
 import httpx
 import pytest
 
-from tests.servers import ScratchDatabase, ServerProcess, token_for, write_token_file
+from tests.servers import ScratchDatabase, ServerProcess, token_for, token_server
 from tests.v1util import decode_files, encode_files, ok
 
 
@@ -21,10 +21,7 @@ def ngshare(*args: str) -> subprocess.CompletedProcess:
 def populated(tmp_path):
     data = tmp_path / "live"
     data.mkdir()
-    proc = ServerProcess(
-        data, ["--token-file", str(write_token_file(data / "t.json")), "--admins", "admin"]
-    )
-    proc.wait_ready()
+    proc = token_server(data)
     api = httpx.Client(base_url=proc.url + "/", timeout=30)
     admin = {"Authorization": f"token {token_for('admin')}"}
     ok(api.post("course/bk", data={"instructors": '["admin"]'}, headers=admin))

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ngshare.client import ClientError, NgshareClient
-from tests.servers import ServerProcess, token_for, write_token_file
+from tests.servers import ServerProcess, token_for, token_server
 from tests.v1util import encode_files, ok
 
 # The oracle, written independently of the server's code: the distinct file sets
@@ -32,12 +32,7 @@ SELECT c.name, COALESCE((SELECT SUM(fs.total_size) FROM filesets fs WHERE fs.id 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("usage")
-    proc = ServerProcess(
-        data_dir,
-        ["--token-file", str(write_token_file(data_dir / "t.json")), "--admins", "admin",
-         "--course-quota-mib", "1"],
-    )  # fmt: skip
-    proc.wait_ready()
+    proc = token_server(data_dir, "--course-quota-mib", "1")
     engine = create_engine(proc.database.url)
     v1 = httpx.Client(base_url=proc.url + "/", timeout=30)
     clients = {u: NgshareClient(proc.url, token_for(u)) for u in ("inst1", "stu1")}

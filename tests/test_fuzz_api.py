@@ -20,7 +20,7 @@ from schemathesis.checks import (
     response_schema_conformance,
 )
 
-from tests.servers import ServerProcess, token_for, write_token_file
+from tests.servers import token_for, token_server
 from tests.v1util import encode_files, ok
 
 CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
@@ -41,18 +41,7 @@ def fuzz_server(tmp_path_factory):
     import httpx
 
     data_dir = tmp_path_factory.mktemp("fuzz")
-    proc = ServerProcess(
-        data_dir,
-        [
-            "--token-file",
-            str(write_token_file(data_dir / "t.json")),
-            "--admins",
-            "admin",
-            "--max-request-mib",
-            "4",
-        ],
-    )
-    proc.wait_ready()
+    proc = token_server(data_dir, "--max-request-mib", "4")
 
     def as_(user):
         return {"Authorization": f"token {token_for(user)}"}

@@ -10,16 +10,13 @@ import httpx
 import pytest
 
 from ngshare.client import NgshareClient, scan_tree
-from tests.servers import ServerProcess, token_for, write_token_file
+from tests.servers import ServerProcess, token_for, token_server
 from tests.v1util import encode_files, ok
 
 
 @pytest.fixture
 def gc_server(tmp_path):
-    proc = ServerProcess(
-        tmp_path, ["--token-file", str(write_token_file(tmp_path / "t.json")), "--admins", "admin"]
-    )
-    proc.wait_ready()
+    proc = token_server(tmp_path)
     yield proc
     proc.stop()
 

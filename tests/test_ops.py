@@ -9,27 +9,14 @@ import time
 import httpx
 import pytest
 
-from tests.servers import ServerProcess, token_for, write_token_file
+from tests.servers import token_for, token_server
 from tests.v1util import encode_files, ok
 
 
 @pytest.fixture(scope="module")
 def ops_server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("ops")
-    proc = ServerProcess(
-        data_dir,
-        [
-            "--token-file",
-            str(write_token_file(data_dir / "t.json")),
-            "--admins",
-            "admin",
-            "--metrics-token",
-            "prom-secret",
-            "--log-format",
-            "json",
-        ],
-    )
-    proc.wait_ready()
+    proc = token_server(data_dir, "--metrics-token", "prom-secret", "--log-format", "json")
     yield proc
     proc.stop()
 

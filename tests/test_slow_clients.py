@@ -6,27 +6,14 @@ import time
 import httpx
 import pytest
 
-from tests.servers import ServerProcess, token_for, write_token_file
+from tests.servers import token_for, token_server
 from tests.v1util import ok
 
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("strict")
-    proc = ServerProcess(
-        data_dir,
-        [
-            "--token-file",
-            str(write_token_file(data_dir / "t.json")),
-            "--admins",
-            "admin",
-            "--body-timeout-seconds",
-            "1.5",
-            "--max-request-mib",
-            "1",
-        ],
-    )
-    proc.wait_ready()
+    proc = token_server(data_dir, "--body-timeout-seconds", "1.5", "--max-request-mib", "1")
     ok(
         httpx.post(
             proc.url + "/course/s",

@@ -259,15 +259,10 @@ def test_the_server_recognises_files_as_large_as_its_encoding_cache_allows(tmp_p
     128 MiB would take) is decoded."""
     import httpx
 
-    from tests.servers import ServerProcess, token_for, write_token_file
+    from tests.servers import token_for, token_server
     from tests.v1util import ok
 
-    proc = ServerProcess(
-        tmp_path,
-        ["--token-file", str(write_token_file(tmp_path / "t.json")), "--admins", "admin",
-         "--v1-encoding-cache-mib", "16"],
-    )  # fmt: skip
-    proc.wait_ready()
+    proc = token_server(tmp_path, "--v1-encoding-cache-mib", "16")
     try:
         api = httpx.Client(base_url=proc.url + "/", timeout=60)
 

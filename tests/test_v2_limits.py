@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ngshare.client import ClientError, NgshareClient
-from tests.servers import ServerProcess, token_for, write_token_file
+from tests.servers import ServerProcess, token_for, token_server
 
 MiB = 1024 * 1024
 
@@ -15,13 +15,10 @@ MiB = 1024 * 1024
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("limited")
-    proc = ServerProcess(
-        data_dir,
-        ["--token-file", str(write_token_file(data_dir / "t.json")), "--admins", "admin",
-         "--max-file-mib", "1", "--max-upload-mib", "2", "--max-files-per-upload", "3",
-         "--course-quota-mib", "3"],
+    proc = token_server(
+        data_dir, "--max-file-mib", "1", "--max-upload-mib", "2", "--max-files-per-upload", "3",
+        "--course-quota-mib", "3",
     )  # fmt: skip
-    proc.wait_ready()
     with NgshareClient(proc.url, token_for("admin"), retries=0) as admin:
         admin.http.post("../course/lim", params={}, data={"instructors": '["admin"]'})
         yield proc, admin
