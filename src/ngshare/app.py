@@ -21,6 +21,7 @@ from ngshare.auth import build_authenticator
 from ngshare.auth.cookies import CookieSigner
 from ngshare.auth.login import build_router as build_login
 from ngshare.background import background_tasks
+from ngshare.budget import MemoryBudget
 from ngshare.config import Settings
 from ngshare.db.engine import Database
 from ngshare.errors import NgshareError
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         authenticator=build_authenticator(settings),
         signer=CookieSigner(settings),
         v1_encodings=EncodingCache(store, budget=settings.v1_encoding_cache_mib * 2**20),
+        memory=MemoryBudget(settings.transfer_memory_mib * 2**20),
     )
 
     @asynccontextmanager

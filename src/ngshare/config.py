@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         2000, description="Most connections at once; more are answered 503 at once."
     )
+    transfer_memory_mib: int = Field(
+        64,
+        ge=1,
+        description="Most MiB of file contents all requests together hold in memory at once "
+        "(small files of v2 uploads, pieces of downloads); past it, requests wait their turn.",
+    )
     max_request_mib: int = Field(
         1024, description="Largest v1 request body in MiB (v1 sends files base64 in the body)."
     )

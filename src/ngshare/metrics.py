@@ -68,6 +68,17 @@ class _StateCollector:
             "Bytes of v1 uploads found equal to stored files, so not decoded or written",
             value=self.state.v1_encodings.recognised_bytes,
         )
+        memory = self.state.memory
+        yield GaugeMetricFamily(
+            "ngshare_transfer_memory_bytes",
+            "File bytes requests hold in memory now, under --transfer-memory-mib",
+            value=memory.held,
+        )
+        yield CounterMetricFamily(
+            "ngshare_transfer_memory_waits",
+            "Times a request waited for the transfer memory budget",
+            value=memory.waits,
+        )
         pool = self.state.db.engine.pool
         for name, attribute in (("size", "size"), ("checked_out", "checkedout")):
             reading = getattr(pool, attribute, None)

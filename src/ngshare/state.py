@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from ngshare.auth import Authenticator
 from ngshare.auth.cookies import CookieSigner
+from ngshare.budget import MemoryBudget
 from ngshare.config import Limits, Settings
 from ngshare.db.engine import Database
 from ngshare.storage import BlobStore
@@ -22,6 +23,7 @@ class AppState:
     authenticator: Authenticator
     signer: CookieSigner
     v1_encodings: EncodingCache  # stored files as v1 clients encode them (api/v1/known.py)
+    memory: MemoryBudget  # file bytes held by all requests at once (budget.py)
 
     @property
     def limits(self) -> Limits:

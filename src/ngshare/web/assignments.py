@@ -143,7 +143,9 @@ def download_submission(
         for f in found.files
     ]
     stamp = found.submitted_at.strftime("%Y%m%dT%H%M%SZ")
-    return archive_response(format, f"{assignment}-{found.student}-{stamp}", entries, state.store)
+    return archive_response(
+        format, f"{assignment}-{found.student}-{stamp}", entries, state.store, state.memory
+    )
 
 
 @router.get(BASE + "/submissions/{submission_id}/feedback")
@@ -173,7 +175,7 @@ def download_feedback(
         ArchiveEntry(f"{found.student}/{f.path}", f.sha256, f.size, f.executable) for f in files
     ]
     name = f"{assignment}-{found.student}-feedback"
-    return archive_response(format, name, entries, state.store)
+    return archive_response(format, name, entries, state.store, state.memory)
 
 
 @router.get(BASE + "/collect")
@@ -184,7 +186,7 @@ def download_all(
     with state.db.read() as session:
         row = find_assignment(session, page.course_id, assignment, False)
         entries = collect_entries(session, row.id)
-    return archive_response(format, f"{assignment}-submissions", entries, state.store)
+    return archive_response(format, f"{assignment}-submissions", entries, state.store, state.memory)
 
 
 @router.get(BASE + "/release")
@@ -201,7 +203,9 @@ def download_release(
     entries = [
         ArchiveEntry(f"{assignment}/{f.path}", f.sha256, f.size, f.executable) for f in files
     ]
-    return archive_response(format, f"{assignment}-v{release.version}", entries, state.store)
+    return archive_response(
+        format, f"{assignment}-v{release.version}", entries, state.store, state.memory
+    )
 
 
 @router.get(BASE + "/solutions")
@@ -229,7 +233,7 @@ def download_solutions(
         ArchiveEntry(f"{assignment}-solutions/{f.path}", f.sha256, f.size, f.executable)
         for f in files
     ]
-    return archive_response(format, f"{assignment}-solutions", entries, state.store)
+    return archive_response(format, f"{assignment}-solutions", entries, state.store, state.memory)
 
 
 def _origin(request: Request) -> Origin:

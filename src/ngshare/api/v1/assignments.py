@@ -72,7 +72,7 @@ def download_assignment(
             version=version,
             digest=digest,
         )
-    return streamed(v1_tree_json(state.store, files, args.flag("list_only"), {}))
+    return streamed(v1_tree_json(state.store, files, args.flag("list_only"), {}), state.memory)
 
 
 @router.post("/assignment/{course}/{assignment}", openapi_extra=form("files"))

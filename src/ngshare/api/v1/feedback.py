@@ -98,4 +98,4 @@ def download_feedback(
             student=student,
             submission_id=submission_id,
         )
-    return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra))
+    return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra), state.memory)

@@ -121,4 +121,4 @@ def download_submission(
             submission_id=submission_id,
             digest=digest,
         )
-    return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra))
+    return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra), state.memory)

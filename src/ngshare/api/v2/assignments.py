@@ -153,7 +153,7 @@ async def release_assignment(
     (`ngshare.api.v2.bundles`).
     """
     files = await checked_manifest(
-        request, state.limits, state.store, ctx.user.name, check_name, assignment, "assignment"
+        request, state, ctx.user.name, check_name, assignment, "assignment"
     )
     return await anyio.to_thread.run_sync(_commit_release, state, ctx, origin, assignment, files)
 
@@ -234,4 +234,4 @@ def download_assignment_archive(
     entries = [
         ArchiveEntry(f"{assignment}/{f.path}", f.sha256, f.size, f.executable) for f in files
     ]
-    return archive_response(format, assignment, entries, state.store)
+    return archive_response(format, assignment, entries, state.store, state.memory)

@@ -30,6 +30,7 @@ from starlette.requests import ClientDisconnect
 from ngshare.api.v2.blobs import begin_upload, check_file_count, check_sha256
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.schemas import HashList
+from ngshare.budget import MemoryBudget
 from ngshare.config import Limits
 from ngshare.domain.access import readable_blobs
 from ngshare.errors import BadRequest, NotFound, TooLarge
@@ -179,11 +180,11 @@ async def upload_batch(request: Request, ctx: CourseMember, state: State) -> Bat
     reader = BodyReader(request.stream())
     header = await first_line(reader, HEADER_LIMIT, BatchHeader, "batch")
     blobs = check_blobs(header.blobs, state.limits)
-    return await receive_blobs(reader, blobs, state.store, ctx.user.name)
+    return await receive_blobs(reader, blobs, state.store, ctx.user.name, state.memory)
 
 
 async def receive_blobs(
-    reader: BodyReader, blobs: list[BatchBlob], store: BlobStore, user: str
+    reader: BodyReader, blobs: list[BatchBlob], store: BlobStore, user: str, memory: MemoryBudget
 ) -> BatchStored:
     """Store `blobs` as their bytes follow in `reader`, then check the body ends there.
 
@@ -192,9 +193,10 @@ async def receive_blobs(
     """
     stored: list[str] = []
     present: list[str] = []
-    small = SmallBlobs(store)
+    small = SmallBlobs(store, memory)
     try:
         held = await anyio.to_thread.run_sync(_touch_all, store, blobs)
+        await small.reserve([b.size for b in blobs if b.sha256 not in held])
         for blob in blobs:
             if blob.sha256 in held:
                 await reader.skip(blob.size)
@@ -207,13 +209,15 @@ async def receive_blobs(
             stored.append(blob.sha256)
         if not await reader.at_end():
             raise BadRequest("The body holds more bytes than the blobs it announced")
+        await small.flush()
     except ClientDisconnect:
         await small.flush()
         raise BadRequest(f"Connection closed after {len(stored) + len(present)} blobs") from None
     except BadRequest:
         await small.flush()
         raise
-    await small.flush()
+    finally:
+        small.release()
     return BatchStored(stored=stored, present=present)
 
 
@@ -232,13 +236,30 @@ class SmallBlobs:
     notebook), and the hashing stays off the event loop: hashlib releases the
     GIL, so it overlaps other requests' Python work. Only sha256 is computed;
     v1 fills in an md5 on its first read of a blob (`filesets.with_md5`).
+
+    The bytes held are taken from the server's memory budget once, up front,
+    for the whole request (`reserve`), and given back by `release`: taking
+    them blob by blob would let requests that each hold part wait for each
+    other forever.
     """
 
-    def __init__(self, store: BlobStore, limit: int = 4 * IN_MEMORY) -> None:
+    def __init__(self, store: BlobStore, memory: MemoryBudget, limit: int = 4 * IN_MEMORY) -> None:
         self.store = store
+        self.memory = memory
         self.limit = limit
         self.pending: list[tuple[str, bytes]] = []
         self.size = 0
+        self.held = 0
+
+    async def reserve(self, sizes: list[int]) -> None:
+        """Take from the budget what the small ones of these blobs will hold at most."""
+        small = sum(size for size in sizes if size <= IN_MEMORY)
+        # a group is flushed once it reaches `limit`, so it holds less than limit + IN_MEMORY
+        self.held = await self.memory.acquire(min(small, self.limit + IN_MEMORY))
+
+    def release(self) -> None:
+        self.memory.release(self.held)
+        self.held = 0
 
     async def add(self, sha256: str, data: bytes) -> None:
         self.pending.append((sha256, data))
@@ -319,9 +340,8 @@ def download_batch(body: HashList, ctx: CourseMember, state: State) -> Streaming
         "Content-Length": str(sum(sizes)),
         "Ngshare-Blob-Sizes": ",".join(map(str, sizes)),
     }
-    return StreamingResponse(
-        _concatenated(state.store, hashes), headers=headers, media_type="application/octet-stream"
-    )
+    body = state.memory.metered(_concatenated(state.store, hashes))
+    return StreamingResponse(body, headers=headers, media_type="application/octet-stream")
 
 
 async def _concatenated(store: BlobStore, hashes: list[str]) -> AsyncIterator[bytes | memoryview]:

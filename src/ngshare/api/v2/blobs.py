@@ -92,7 +92,8 @@ async def upload_blob(
             extra={"offset": held},
         )
     try:
-        await _receive(request, upload, size)
+        async with state.memory.hold(ring_bytes(size, upload.offset)):
+            await _receive(request, upload, size)
     except OSError as exc:
         # a full disk keeps nothing (the partial would only hold space); other errors keep it
         keep = exc.errno not in (errno.ENOSPC, errno.EDQUOT)
@@ -123,6 +124,16 @@ async def begin_upload(store: BlobStore, sha256: str, uploader: str, size: int) 
             "This file is being uploaded by another request of yours; wait for it",
             reason="upload_busy",
         ) from None
+
+
+def ring_bytes(size: int, offset: int) -> int:
+    """What an upload's `BatchRing` will hold, taken from the server's memory budget.
+
+    Not for a large upload (LARGE_FILE and up): those are an instructor's
+    datasets, few and long, and holding 16 MiB of the budget for minutes
+    each would make every student's request wait behind them.
+    """
+    return 0 if size >= LARGE_FILE else min(size - offset, 4 * WRITE_BATCH)
 
 
 async def _receive(request: Request, upload: Upload, size: int) -> None:
@@ -234,4 +245,4 @@ def download_blob(sha256: str, request: Request, ctx: CourseMember, state: State
     size = state.store.size(sha256) if allowed else None
     if size is None:
         raise NotFound("File not found")
-    return blob_response(request, state.store, sha256, size)
+    return blob_response(request, state.store, sha256, size, state.memory)

@@ -37,7 +37,7 @@ from ngshare.api.v2.schemas import Manifest, ManifestFile
 from ngshare.config import Limits
 from ngshare.domain.manifests import check_shape
 from ngshare.errors import BadRequest, NgshareError, TooLarge
-from ngshare.storage import BlobStore
+from ngshare.state import AppState
 
 BUNDLE_MEDIA_TYPE = "application/vnd.ngshare.bundle"
 # A refused bundle is read to its end before the answer (so the client, still
@@ -73,10 +73,10 @@ class ManifestBody:
     reader: BodyReader | None = None
     blobs: tuple[BatchBlob, ...] = ()
 
-    async def store_blobs(self, store: BlobStore, user: str) -> None:
+    async def store_blobs(self, state: AppState, user: str) -> None:
         """Store the bundle's blobs (nothing to do for a JSON manifest)."""
         if self.reader is not None:
-            await receive_blobs(self.reader, list(self.blobs), store, user)
+            await receive_blobs(self.reader, list(self.blobs), state.store, user, state.memory)
 
     async def precheck(self, check: Callable[..., T], *args: object) -> T:
         """`check(*args)` on a worker thread, before any blob is stored.
@@ -97,8 +97,7 @@ class ManifestBody:
 
 async def checked_manifest(
     request: Request,
-    limits: Limits,
-    store: BlobStore,
+    state: AppState,
     user: str,
     check: Callable[..., object],
     *args: object,
@@ -106,9 +105,9 @@ async def checked_manifest(
     """The request's manifest, once `check(*args)` has passed and a bundle's blobs are
     stored: what a commit route needs before it commits (a submission, which may
     answer with a replay instead, uses the steps itself)."""
-    body = await manifest_body(request, limits)
+    body = await manifest_body(request, state.limits)
     await body.precheck(check, *args)
-    await body.store_blobs(store, user)
+    await body.store_blobs(state, user)
     return body.files
 
 

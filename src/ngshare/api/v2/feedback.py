@@ -41,7 +41,7 @@ async def put_feedback(
     (`ngshare.api.v2.bundles`).
     """
     files = await checked_manifest(
-        request, state.limits, state.store, ctx.user.name,
+        request, state, ctx.user.name,
         _find, state, ctx, assignment, student, submission_id,
     )  # fmt: skip
     return await anyio.to_thread.run_sync(

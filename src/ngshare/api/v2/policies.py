@@ -249,7 +249,7 @@ async def put_solutions(
     (`ngshare.api.v2.bundles`).
     """
     files = await checked_manifest(
-        request, state.limits, state.store, ctx.user.name, _find_assignment, state, ctx, assignment
+        request, state, ctx.user.name, _find_assignment, state, ctx, assignment
     )
     return await anyio.to_thread.run_sync(_store_solutions, state, ctx, origin, assignment, files)
 

@@ -86,7 +86,7 @@ async def submit(
     if ready.replay is not None:
         await body.discard()
         return JSONResponse(ready.replay, status_code=200)
-    await body.store_blobs(state.store, ctx.user.name)
+    await body.store_blobs(state, ctx.user.name)
     return await anyio.to_thread.run_sync(
         _commit, state, who, assignment, body.files, origin, idempotency_key, ready
     )
@@ -259,7 +259,7 @@ def download_submission_archive(
         submission_id=submission_id,
     )
     entries = [ArchiveEntry(f"{student}/{f.path}", f.sha256, f.size, f.executable) for f in files]
-    return archive_response(format, f"{assignment}-{student}", entries, state.store)
+    return archive_response(format, f"{assignment}-{student}", entries, state.store, state.memory)
 
 
 @router.get("/courses/{course}/assignments/{assignment}/collect")
@@ -296,4 +296,4 @@ def collect(
         ]
     with state.db.write() as session:
         session.add_all(events)
-    return archive_response(format, f"{assignment}-submissions", entries, state.store)
+    return archive_response(format, f"{assignment}-submissions", entries, state.store, state.memory)

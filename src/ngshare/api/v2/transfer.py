@@ -8,7 +8,9 @@ from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
 
+from ngshare.budget import MemoryBudget
 from ngshare.domain.archives import FORMATS, Entry, stream_archive
 from ngshare.errors import BadRequest, NgshareError
 from ngshare.storage import BlobStore
@@ -19,7 +21,9 @@ __all__ = ["archive_response", "blob_response"]
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def blob_response(request: Request, store: BlobStore, sha256: str, size: int) -> Response:
+def blob_response(
+    request: Request, store: BlobStore, sha256: str, size: int, memory: MemoryBudget
+) -> Response:
     """The blob's bytes; 304 for a matching If-None-Match, 206 for one byte range."""
     headers = {
         "ETag": f'"{sha256}"',
@@ -36,7 +40,7 @@ def blob_response(request: Request, store: BlobStore, sha256: str, size: int) ->
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(max(0, end - start + 1))
-    body = blob_pieces(store, sha256, start, end + 1)
+    body = memory.metered(blob_pieces(store, sha256, start, end + 1))
     return StreamingResponse(
         body, status_code=status, headers=headers, media_type="application/octet-stream"
     )
@@ -62,13 +66,13 @@ def _parse_range(value: str, size: int) -> tuple[int, int]:
 
 
 def archive_response(
-    fmt: str, filename: str, entries: Iterable[Entry], store: BlobStore
+    fmt: str, filename: str, entries: Iterable[Entry], store: BlobStore, memory: MemoryBudget
 ) -> StreamingResponse:
     if fmt not in FORMATS:
         raise BadRequest(f"Unknown archive format {fmt!r}: use tar or zip")
     disposition = f"attachment; filename*=UTF-8''{quote(filename)}.{fmt}"
     return StreamingResponse(
-        stream_archive(fmt, entries, store),
+        memory.metered(iterate_in_threadpool(stream_archive(fmt, entries, store))),
         media_type=FORMATS[fmt],
         headers={"Content-Disposition": disposition},
     )

@@ -1,0 +1,118 @@
+"""A deadline under a tiny memory budget (--transfer-memory-mib 1): a real server and
+twelve students fetching and submitting at once. Every transfer must still succeed
+byte for byte, some must have waited their turn, and nothing may stay held after,
+not even by a download whose client went away mid-way."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from ngshare.client import NgshareClient
+from tests.servers import token_for, token_server
+
+STUDENTS = [f"stu{i}" for i in range(1, 13)]
+METRICS_TOKEN = "budget-metrics"
+RELEASE = {
+    "ps1.ipynb": os.urandom(300_000),
+    "ps2.ipynb": os.urandom(300_000),
+    "data/set.bin": os.urandom(3 * 1024 * 1024 + 7),  # streamed in 12+ pieces
+}
+
+
+@pytest.fixture(scope="module")
+def budgeted(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("budget")
+    proc = token_server(data_dir, "--transfer-memory-mib", "1", "--metrics-token", METRICS_TOKEN)
+    try:
+        with httpx.Client(base_url=proc.url + "/", timeout=30) as http:
+            admin = {"Authorization": f"token {token_for('admin')}"}
+            inst = {"Authorization": f"token {token_for('inst1')}"}
+            http.post("course/mem", data={"instructors": '["inst1"]'}, headers=admin)
+            for student in STUDENTS:
+                names = {"first_name": "S", "last_name": "T", "email": ""}
+                http.post(f"student/mem/{student}", data=names, headers=inst)
+        yield proc
+    finally:
+        proc.stop()
+
+
+def metric(proc, name: str) -> float:
+    text = httpx.get(
+        proc.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    ).text
+    values = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
+    assert values, f"{name} missing from /metrics"
+    return float(values[0])
+
+
+def held_drops_to_zero(proc, seconds: float = 10) -> float:
+    deadline = time.monotonic() + seconds
+    while (held := metric(proc, "ngshare_transfer_memory_bytes")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return held
+
+
+def write(root, files: dict[str, bytes]):
+    for path, data in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+    return root
+
+
+def test_a_deadline_under_a_tiny_budget_loses_nothing(budgeted, tmp_path):
+    with NgshareClient(budgeted.url, token_for("inst1")) as inst:
+        inst.release("mem", "a1", write(tmp_path / "release", RELEASE))
+    waits_before = metric(budgeted, "ngshare_transfer_memory_waits_total")
+
+    def student_work(student: str) -> tuple[dict[str, bytes], dict]:
+        # short timeouts: a budget that leaks would stall these, and the test must fail, not hang
+        with NgshareClient(budgeted.url, token_for(student), timeout=15, retries=0) as me:
+            dest = tmp_path / student / "fetched"
+            me.fetch_assignment("mem", "a1", dest)
+            got = {
+                p.relative_to(dest).as_posix(): p.read_bytes()
+                for p in dest.rglob("*")
+                if p.is_file()
+            }
+            # four 300 kB notebooks (a bundle holding more than the whole budget) and
+            # a 2 MiB output (uploaded alone, through a ring of 1 MiB buffers)
+            answers = {f"answer{k}.ipynb": os.urandom(300_000) for k in range(4)}
+            answers["output.bin"] = os.urandom(2 * 1024 * 1024)
+            sent = write(tmp_path / student / "submit", answers)
+            me.submit("mem", "a1", sent)
+            return got, answers
+
+    with ThreadPoolExecutor(len(STUDENTS)) as pool:
+        results = dict(zip(STUDENTS, pool.map(student_work, STUDENTS), strict=True))
+
+    for student, (fetched, _answers) in results.items():
+        assert fetched == RELEASE, student
+    with NgshareClient(budgeted.url, token_for("inst1")) as inst:
+        for student, (_fetched, answers) in results.items():
+            [only] = inst.student_submissions("mem", "a1", student, files=True)
+            stored = {f["path"]: f["sha256"] for f in only["files"]}
+            assert stored == {p: hashlib.sha256(d).hexdigest() for p, d in answers.items()}
+    assert metric(budgeted, "ngshare_transfer_memory_waits_total") > waits_before
+    assert held_drops_to_zero(budgeted) == 0
+
+
+def test_a_download_left_half_read_gives_its_piece_back(budgeted, tmp_path):
+    with NgshareClient(budgeted.url, token_for("inst1")) as inst:
+        inst.release("mem", "a2", write(tmp_path / "release", RELEASE))
+    sha = hashlib.sha256(RELEASE["data/set.bin"]).hexdigest()
+    url = f"{budgeted.url}/v2/courses/mem/blobs/{sha}"
+    headers = {"Authorization": f"token {token_for('stu1')}"}
+    for _ in range(3):
+        with httpx.stream("GET", url, headers=headers, timeout=30) as response:
+            assert response.status_code == 200
+            next(response.iter_raw(64 * 1024))  # read a little, then hang up
+    assert held_drops_to_zero(budgeted) == 0
+    # and the budget still serves whole downloads afterwards
+    body = httpx.get(url, headers=headers, timeout=30).content
+    assert hashlib.sha256(body).hexdigest() == sha
