@@ -119,23 +119,51 @@ def test_cancelled_between_its_grant_and_its_wakeup_gives_the_bytes_back():
     run(main)
 
 
-def test_metered_holds_one_piece_until_the_next_is_asked_for():
+def test_metered_holds_two_pieces_for_the_whole_response():
     budget = MemoryBudget(1000)
     held_while_consuming: list[int] = []
 
     async def pieces():
-        for size in (300, 50, 2000):
+        for size in (300, 50, 400):
             yield b"x" * size
 
     async def main() -> None:
         async for item in budget.metered(pieces(), piece=400):
             held_while_consuming.append(budget.held)
-            assert len(item) in (300, 50, 2000)
+            assert len(item) in (300, 50, 400)
         assert budget.held == 0
 
     run(main)
-    # a smaller piece counts as its size; a larger one as `piece`
-    assert held_while_consuming == [300, 50, 400]
+    assert held_while_consuming == [800, 800, 800]
+
+
+def test_metered_responses_wait_for_room_and_all_finish():
+    """Three responses of 100-byte pieces under a budget of 400: each takes 2 x 100,
+    so two run at once and the third waits for one of them to end."""
+    budget = MemoryBudget(400)
+    most = 0
+
+    async def pieces():
+        for _ in range(3):
+            await anyio.sleep(0.005)
+            yield b"x" * 100
+
+    async def response(done: list[int]) -> None:
+        nonlocal most
+        async for _item in budget.metered(pieces(), piece=100):
+            most = max(most, budget.held)
+        done.append(1)
+
+    async def main() -> None:
+        done: list[int] = []
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(response, done)
+        assert len(done) == 3 and budget.held == 0
+
+    run(main)
+    assert most == 400  # two responses at once, never three
+    assert budget.waits == 1
 
 
 def test_metered_gives_back_when_the_consumer_stops_early():
@@ -153,7 +181,7 @@ def test_metered_gives_back_when_the_consumer_stops_early():
         stream = budget.metered(pieces(), piece=100)
         async for _item in stream:
             break
-        assert budget.held == 100  # the piece being sent is still counted
+        assert budget.held == 200  # the response holds its two pieces until it ends
         await stream.aclose()
         assert budget.held == 0
         assert closed == [True]  # and the source was closed too

@@ -16,16 +16,16 @@ thread-safe).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Sized
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
 
-T = TypeVar("T", bound=Sized)
+T = TypeVar("T")
 
-PIECE = 256 * 1024  # a response piece, counted before it is read (storage.pieces.SEND_CHUNK)
+PIECE = 256 * 1024  # the largest piece of a blob download (storage.pieces.SEND_CHUNK)
 
 
 @dataclass(eq=False)
@@ -94,28 +94,24 @@ class MemoryBudget:
             self.release(taken)
 
     async def metered(self, body: AsyncIterable[T], piece: int = PIECE) -> AsyncIterator[T]:
-        """`body`'s items, each read only once `piece` bytes are held, and held until
-        it has been sent (the response asks for the next item).
+        """`body`'s items, read once the response holds two pieces' worth of the budget,
+        which it keeps until it ends (`piece`: the largest item `body` yields).
 
-        For a response body: an item larger than `piece` counts as `piece`,
-        a smaller one as its size.
+        Two pieces: the server's `send` returns once the connection's transport
+        has taken a piece, not once it has gone out, and waits for it to drain
+        only before writing the next; so a response holds one piece being sent
+        and one just read. The whole amount is taken at once, for the whole
+        response: taking it piece by piece, a response holding one piece would
+        wait for the next while others did the same, and none could go on.
         """
         iterator = aiter(body)
+        taken = 0
         try:
-            while True:
-                taken = await self.acquire(piece)
-                try:
-                    try:
-                        item = await anext(iterator)
-                    except StopAsyncIteration:
-                        return
-                    if len(item) < taken:
-                        self.release(taken - len(item))
-                        taken = len(item)
-                    yield item
-                finally:
-                    self.release(taken)
+            taken = await self.acquire(2 * piece)
+            async for item in iterator:
+                yield item
         finally:
+            self.release(taken)
             close = getattr(iterator, "aclose", None)
             if close is not None:
                 await close()

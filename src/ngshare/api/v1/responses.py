@@ -17,6 +17,6 @@ def ok(**fields: object) -> JSONResponse:
 
 
 def streamed(body: AsyncIterator[bytes], memory: MemoryBudget) -> StreamingResponse:
-    """A JSON body streamed under the server's memory budget; its pieces (base64 of
-    filesets.B64_CHUNK) are about V1_PIECE bytes."""
+    """A JSON body streamed under the server's memory budget; its largest pieces
+    (base64 of filesets.B64_CHUNK) are V1_PIECE bytes."""
     return StreamingResponse(memory.metered(body, piece=V1_PIECE), media_type=JSON)

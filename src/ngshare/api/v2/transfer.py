@@ -14,6 +14,7 @@ from ngshare.budget import MemoryBudget
 from ngshare.domain.archives import FORMATS, Entry, stream_archive
 from ngshare.errors import BadRequest, NgshareError
 from ngshare.storage import BlobStore
+from ngshare.storage.base import CHUNK
 from ngshare.storage.pieces import blob_pieces
 
 __all__ = ["archive_response", "blob_response"]
@@ -72,7 +73,7 @@ def archive_response(
         raise BadRequest(f"Unknown archive format {fmt!r}: use tar or zip")
     disposition = f"attachment; filename*=UTF-8''{quote(filename)}.{fmt}"
     return StreamingResponse(
-        memory.metered(iterate_in_threadpool(stream_archive(fmt, entries, store))),
+        memory.metered(iterate_in_threadpool(stream_archive(fmt, entries, store)), CHUNK),
         media_type=FORMATS[fmt],
         headers={"Content-Disposition": disposition},
     )
