@@ -30,7 +30,6 @@ from starlette.requests import ClientDisconnect
 from ngshare.api.v2.blobs import begin_upload, check_file_count, check_sha256
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.schemas import HashList
-from ngshare.budget import MemoryBudget
 from ngshare.config import Limits
 from ngshare.domain.access import readable_blobs
 from ngshare.errors import BadRequest, NotFound, TooLarge
@@ -177,14 +176,28 @@ def check_blobs(blobs: list[BatchBlob], limits: Limits) -> list[BatchBlob]:
 )
 async def upload_batch(request: Request, ctx: CourseMember, state: State) -> BatchStored:
     """Store several blobs sent in one body (see the module docstring for the framing)."""
-    reader = BodyReader(request.stream())
-    header = await first_line(reader, HEADER_LIMIT, BatchHeader, "batch")
-    blobs = check_blobs(header.blobs, state.limits)
-    return await receive_blobs(reader, blobs, state.store, ctx.user.name, state.memory)
+    async with state.memory.hold(body_bytes(request)):
+        reader = BodyReader(request.stream())
+        header = await first_line(reader, HEADER_LIMIT, BatchHeader, "batch")
+        blobs = check_blobs(header.blobs, state.limits)
+        return await receive_blobs(reader, blobs, state.store, ctx.user.name)
+
+
+def body_bytes(request: Request) -> int:
+    """What a batch, bundle or manifest request may hold in memory at once, to take
+    from the server's memory budget before any of its body is read: its size, and
+    at most a group of small blobs (`SmallBlobs`) plus the one being read.
+
+    Before, not after the first line: a request waiting for the budget would
+    otherwise hold the body's first chunk while the server read the next.
+    """
+    most = 5 * IN_MEMORY
+    declared = request.headers.get("content-length", "")
+    return min(int(declared), most) if declared.isdigit() else most
 
 
 async def receive_blobs(
-    reader: BodyReader, blobs: list[BatchBlob], store: BlobStore, user: str, memory: MemoryBudget
+    reader: BodyReader, blobs: list[BatchBlob], store: BlobStore, user: str
 ) -> BatchStored:
     """Store `blobs` as their bytes follow in `reader`, then check the body ends there.
 
@@ -193,10 +206,9 @@ async def receive_blobs(
     """
     stored: list[str] = []
     present: list[str] = []
-    small = SmallBlobs(store, memory)
+    small = SmallBlobs(store)
     try:
         held = await anyio.to_thread.run_sync(_touch_all, store, blobs)
-        await small.reserve([b.size for b in blobs if b.sha256 not in held])
         for blob in blobs:
             if blob.sha256 in held:
                 await reader.skip(blob.size)
@@ -216,8 +228,6 @@ async def receive_blobs(
     except BadRequest:
         await small.flush()
         raise
-    finally:
-        small.release()
     return BatchStored(stored=stored, present=present)
 
 
@@ -236,30 +246,15 @@ class SmallBlobs:
     notebook), and the hashing stays off the event loop: hashlib releases the
     GIL, so it overlaps other requests' Python work. Only sha256 is computed;
     v1 fills in an md5 on its first read of a blob (`filesets.with_md5`).
-
-    The bytes held are taken from the server's memory budget once, up front,
-    for the whole request (`reserve`), and given back by `release`: taking
-    them blob by blob would let requests that each hold part wait for each
-    other forever.
+    A group is stored once it reaches `limit`, so it holds less than
+    limit + IN_MEMORY bytes (what `body_bytes` takes from the memory budget).
     """
 
-    def __init__(self, store: BlobStore, memory: MemoryBudget, limit: int = 4 * IN_MEMORY) -> None:
+    def __init__(self, store: BlobStore, limit: int = 4 * IN_MEMORY) -> None:
         self.store = store
-        self.memory = memory
         self.limit = limit
         self.pending: list[tuple[str, bytes]] = []
         self.size = 0
-        self.held = 0
-
-    async def reserve(self, sizes: list[int]) -> None:
-        """Take from the budget what the small ones of these blobs will hold at most."""
-        small = sum(size for size in sizes if size <= IN_MEMORY)
-        # a group is flushed once it reaches `limit`, so it holds less than limit + IN_MEMORY
-        self.held = await self.memory.acquire(min(small, self.limit + IN_MEMORY))
-
-    def release(self) -> None:
-        self.memory.release(self.held)
-        self.held = 0
 
     async def add(self, sha256: str, data: bytes) -> None:
         self.pending.append((sha256, data))

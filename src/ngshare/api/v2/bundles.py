@@ -29,6 +29,7 @@ from starlette.requests import ClientDisconnect
 from ngshare.api.v2.batches import (
     BatchBlob,
     BodyReader,
+    body_bytes,
     check_blobs,
     first_line,
     receive_blobs,
@@ -76,7 +77,7 @@ class ManifestBody:
     async def store_blobs(self, state: AppState, user: str) -> None:
         """Store the bundle's blobs (nothing to do for a JSON manifest)."""
         if self.reader is not None:
-            await receive_blobs(self.reader, list(self.blobs), state.store, user, state.memory)
+            await receive_blobs(self.reader, list(self.blobs), state.store, user)
 
     async def precheck(self, check: Callable[..., T], *args: object) -> T:
         """`check(*args)` on a worker thread, before any blob is stored.
@@ -105,10 +106,11 @@ async def checked_manifest(
     """The request's manifest, once `check(*args)` has passed and a bundle's blobs are
     stored: what a commit route needs before it commits (a submission, which may
     answer with a replay instead, uses the steps itself)."""
-    body = await manifest_body(request, state.limits)
-    await body.precheck(check, *args)
-    await body.store_blobs(state, user)
-    return body.files
+    async with state.memory.hold(body_bytes(request)):
+        body = await manifest_body(request, state.limits)
+        await body.precheck(check, *args)
+        await body.store_blobs(state, user)
+        return body.files
 
 
 async def manifest_body(request: Request, limits: Limits) -> ManifestBody:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ngshare.api.origin import V2Origin
 from ngshare.api.v2.assignments import manifest_files
+from ngshare.api.v2.batches import body_bytes
 from ngshare.api.v2.bundles import MANIFEST_BODY, manifest_body
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, InstructorOrSelf, State
 from ngshare.api.v2.schemas import ManifestFile, SubmissionDetail, SubmissionList, SubmissionOut
@@ -77,16 +78,17 @@ async def submit(
     if idempotency_key is not None and not KEY_RE.match(idempotency_key):
         raise BadRequest("Idempotency-Key must be 1-64 letters, digits or ._:-")
     who = Submitter(ctx.user.name, ctx.course_id, ctx.course, ctx.is_instructor)
-    body = await manifest_body(request, state.limits)
-    if body.reader is None:  # a JSON manifest: both steps in one worker-thread trip
-        return await anyio.to_thread.run_sync(
-            _commit, state, who, assignment, body.files, origin, idempotency_key
-        )
-    ready = await body.precheck(_prepare, state, who, assignment, idempotency_key)
-    if ready.replay is not None:
-        await body.discard()
-        return JSONResponse(ready.replay, status_code=200)
-    await body.store_blobs(state, ctx.user.name)
+    async with state.memory.hold(body_bytes(request)):
+        body = await manifest_body(request, state.limits)
+        if body.reader is None:  # a JSON manifest: both steps in one worker-thread trip
+            return await anyio.to_thread.run_sync(
+                _commit, state, who, assignment, body.files, origin, idempotency_key
+            )
+        ready = await body.precheck(_prepare, state, who, assignment, idempotency_key)
+        if ready.replay is not None:
+            await body.discard()
+            return JSONResponse(ready.replay, status_code=200)
+        await body.store_blobs(state, ctx.user.name)
     return await anyio.to_thread.run_sync(
         _commit, state, who, assignment, body.files, origin, idempotency_key, ready
     )
