@@ -9,7 +9,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from ngshare.budget import MemoryBudget
+from ngshare.budget import MIN_PIECE, PIECE, MemoryBudget
+
+MiB = 1024 * 1024
 
 
 def run(coroutine_function):
@@ -119,56 +121,24 @@ def test_cancelled_between_its_grant_and_its_wakeup_gives_the_bytes_back():
     run(main)
 
 
-def test_metered_holds_two_pieces_for_the_whole_response():
-    budget = MemoryBudget(1000)
-    held_while_consuming: list[int] = []
-
-    async def pieces():
-        for size in (300, 50, 400):
-            yield b"x" * size
-
-    async def main() -> None:
-        async for item in budget.metered(pieces(), piece=400):
-            held_while_consuming.append(budget.held)
-            assert len(item) in (300, 50, 400)
-        assert budget.held == 0
-
-    run(main)
-    assert held_while_consuming == [800, 800, 800]
+def test_downloads_share_the_budget_by_piece_size():
+    budget = MemoryBudget(64 * MiB)
+    assert budget.piece() == PIECE  # alone: the largest piece
+    budget.downloads = 100  # 64 MiB / (2 x 100): 327 KiB, more than the largest
+    assert budget.piece() == PIECE
+    budget.downloads = 500  # 64 KiB each, two per download: 64 MiB in all
+    assert budget.piece() == 64 * 1024
+    assert 2 * budget.downloads * budget.piece() <= budget.limit
+    budget.downloads = 100_000  # never below MIN_PIECE
+    assert budget.piece() == MIN_PIECE
+    budget.downloads, budget.held = 1, 64 * MiB - 100 * 1024  # uploads hold nearly all
+    assert budget.piece() == 48 * 1024  # half of the 100 KiB left, rounded down
 
 
-def test_metered_responses_wait_for_room_and_all_finish():
-    """Three responses of 100-byte pieces under a budget of 400: each takes 2 x 100,
-    so two run at once and the third waits for one of them to end."""
-    budget = MemoryBudget(400)
-    most = 0
-
-    async def pieces():
-        for _ in range(3):
-            await anyio.sleep(0.005)
-            yield b"x" * 100
-
-    async def response(done: list[int]) -> None:
-        nonlocal most
-        async for _item in budget.metered(pieces(), piece=100):
-            most = max(most, budget.held)
-        done.append(1)
-
-    async def main() -> None:
-        done: list[int] = []
-        async with anyio.create_task_group() as group:
-            for _ in range(3):
-                group.start_soon(response, done)
-        assert len(done) == 3 and budget.held == 0
-
-    run(main)
-    assert most == 400  # two responses at once, never three
-    assert budget.waits == 1
-
-
-def test_metered_gives_back_when_the_consumer_stops_early():
+def test_streamed_counts_a_download_while_it_lasts_however_it_ends():
     budget = MemoryBudget(1000)
     closed: list[bool] = []
+    seen: list[int] = []
 
     async def pieces():
         try:
@@ -178,15 +148,19 @@ def test_metered_gives_back_when_the_consumer_stops_early():
             closed.append(True)
 
     async def main() -> None:
-        stream = budget.metered(pieces(), piece=100)
+        async for _item in budget.streamed(pieces()):
+            seen.append(budget.downloads)
+        assert budget.downloads == 0
+        stream = budget.streamed(pieces())
         async for _item in stream:
-            break
-        assert budget.held == 200  # the response holds its two pieces until it ends
+            break  # the client hung up after one piece
+        assert budget.downloads == 1
         await stream.aclose()
-        assert budget.held == 0
-        assert closed == [True]  # and the source was closed too
+        assert budget.downloads == 0
 
     run(main)
+    assert seen == [1] * 10
+    assert closed == [True, True]  # the source was closed both times
 
 
 @pytest.mark.parametrize("size", [-5, 0])

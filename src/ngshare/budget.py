@@ -1,13 +1,23 @@
 """A server-wide cap on the file bytes that requests hold in memory at once.
 
 Why: each request holds little (a v2 submission reads its small notebooks
-whole, about 1 MB; a download holds one 256 KiB piece while it is sent), but
-at a deadline every student acts at once. With 500 students submitting
-together the server's peak memory reached 402 MB, and with 500 fetching,
-296 MB (`bench.compare --students 500 --concurrency 500`). Under the cap, a
-request that would exceed it waits its turn, first come first served, while
-its unread bytes wait in the kernel's socket buffers. The server is busy on
-its CPUs at such times anyway, so waiting costs little throughput.
+whole, about 1 MB; a download holds a piece being sent and the next one
+read), but at a deadline every student acts at once. With 500 students at
+once the server's peak memory reached 250-335 MB, most of it in the fetch
+(`bench.compare --students 500 --concurrency 500`, docs/benchmarks.md).
+
+Two kinds of request share the budget in two ways:
+
+- An upload's small files are read whole. A request takes their bytes
+  (`hold`) before it reads its body, and waits its turn, first come first
+  served, while they are taken; its unread bytes wait in the kernel's socket
+  buffers. These requests are short (a few MiB read and written), so the
+  queue moves.
+- A download never waits: its pieces shrink instead (`piece`). Each
+  download holds two pieces (the one being sent and the next), so the
+  pieces are sized for all downloads in flight to fit in the budget, down
+  to MIN_PIECE. A download waiting for room could wait for whole
+  multi-gigabyte downloads to end, long past its client's read timeout.
 
 Only the event loop's thread uses a budget (anyio events are not
 thread-safe).
@@ -26,6 +36,7 @@ import anyio
 T = TypeVar("T")
 
 PIECE = 256 * 1024  # the largest piece of a blob download (storage.pieces.SEND_CHUNK)
+MIN_PIECE = 16 * 1024  # smaller pieces would cost more in per-piece work than they save
 
 
 @dataclass(eq=False)
@@ -45,6 +56,7 @@ class MemoryBudget:
         self.limit = max(limit, 1)
         self.held = 0
         self.waits = 0  # how many acquisitions had to wait, since the start
+        self.downloads = 0  # streamed responses in flight
         self._queue: deque[_Waiter] = deque()
 
     @property
@@ -93,25 +105,23 @@ class MemoryBudget:
         finally:
             self.release(taken)
 
-    async def metered(self, body: AsyncIterable[T], piece: int = PIECE) -> AsyncIterator[T]:
-        """`body`'s items, read once the response holds two pieces' worth of the budget,
-        which it keeps until it ends (`piece`: the largest item `body` yields).
+    def piece(self, largest: int = PIECE) -> int:
+        """How many bytes a download reads next: its share of what uploads leave of
+        the budget, two pieces for each download in flight, between MIN_PIECE and
+        `largest`."""
+        share = max(self.limit - self.held, 0) // (2 * max(self.downloads, 1))
+        return max(MIN_PIECE, min(largest, share - share % MIN_PIECE))
 
-        Two pieces: the server's `send` returns once the connection's transport
-        has taken a piece, not once it has gone out, and waits for it to drain
-        only before writing the next; so a response holds one piece being sent
-        and one just read. The whole amount is taken at once, for the whole
-        response: taking it piece by piece, a response holding one piece would
-        wait for the next while others did the same, and none could go on.
-        """
+    async def streamed(self, body: AsyncIterable[T]) -> AsyncIterator[T]:
+        """`body`'s items, counted as a download in flight while they last (a
+        response body whose source reads `piece()` bytes at a time)."""
         iterator = aiter(body)
-        taken = 0
+        self.downloads += 1
         try:
-            taken = await self.acquire(2 * piece)
             async for item in iterator:
                 yield item
         finally:
-            self.release(taken)
+            self.downloads -= 1
             close = getattr(iterator, "aclose", None)
             if close is not None:
                 await close()

@@ -71,8 +71,13 @@ class _StateCollector:
         memory = self.state.memory
         yield GaugeMetricFamily(
             "ngshare_transfer_memory_bytes",
-            "File bytes requests hold in memory now, under --transfer-memory-mib",
+            "Bytes of uploads' small files held in memory now, under --transfer-memory-mib",
             value=memory.held,
+        )
+        yield GaugeMetricFamily(
+            "ngshare_downloads_in_flight",
+            "Streamed responses in flight; they share --transfer-memory-mib by piece size",
+            value=memory.downloads,
         )
         yield CounterMetricFamily(
             "ngshare_transfer_memory_waits",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -27,17 +27,22 @@ def blob_pieces(
     sha256: str,
     start: int = 0,
     stop: int | None = None,
-    piece: int = SEND_CHUNK,
+    piece: int | Callable[[], int] = SEND_CHUNK,
 ) -> AsyncIterator[bytes | memoryview]:
-    """The blob's bytes [start, stop) in pieces of at most `piece` bytes."""
+    """The blob's bytes [start, stop) in pieces of at most `piece` bytes (or of
+    `piece()` bytes, asked before each read: budget.MemoryBudget.piece)."""
     local = store.local_file(sha256)
     if local is not None:
         return file_pieces(local, start, stop, piece)
-    return iterate_in_threadpool(_read_range(store, sha256, start, stop, piece))
+    size = piece() if callable(piece) else piece
+    return iterate_in_threadpool(_read_range(store, sha256, start, stop, size))
 
 
 async def file_pieces(
-    path: Path, start: int = 0, stop: int | None = None, piece: int = SEND_CHUNK
+    path: Path,
+    start: int = 0,
+    stop: int | None = None,
+    piece: int | Callable[[], int] = SEND_CHUNK,
 ) -> AsyncIterator[memoryview]:
     """A local file's bytes [start, stop), read on the event loop while the page cache
     holds them.
@@ -55,7 +60,7 @@ async def file_pieces(
             stop = os.fstat(fd).st_size
         position, nowait = start, NOWAIT
         while position < stop:
-            buffer = bytearray(min(piece, stop - position))
+            buffer = bytearray(min(piece() if callable(piece) else piece, stop - position))
             got = 0
             if nowait is not None:
                 try:

@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ngshare.budget import MemoryBudget
 
 JSON = "application/json"
-V1_PIECE = 1024 * 1024
 
 
 def ok(**fields: object) -> JSONResponse:
@@ -17,6 +16,5 @@ def ok(**fields: object) -> JSONResponse:
 
 
 def streamed(body: AsyncIterator[bytes], memory: MemoryBudget) -> StreamingResponse:
-    """A JSON body streamed under the server's memory budget; its largest pieces
-    (base64 of filesets.B64_CHUNK) are V1_PIECE bytes."""
-    return StreamingResponse(memory.metered(body, piece=V1_PIECE), media_type=JSON)
+    """A JSON body, counted as a download in flight (budget.MemoryBudget.streamed)."""
+    return StreamingResponse(memory.streamed(body), media_type=JSON)

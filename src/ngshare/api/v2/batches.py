@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import anyio
@@ -35,7 +35,7 @@ from ngshare.domain.access import readable_blobs
 from ngshare.errors import BadRequest, NotFound, TooLarge
 from ngshare.storage import BlobStore, Digest, HashMismatch
 from ngshare.storage.base import CHUNK
-from ngshare.storage.pieces import SEND_CHUNK, blob_pieces
+from ngshare.storage.pieces import blob_pieces
 
 router = APIRouter(tags=["v2: blobs"])
 
@@ -335,20 +335,22 @@ def download_batch(body: HashList, ctx: CourseMember, state: State) -> Streaming
         "Content-Length": str(sum(sizes)),
         "Ngshare-Blob-Sizes": ",".join(map(str, sizes)),
     }
-    body = state.memory.metered(_concatenated(state.store, hashes))
+    body = state.memory.streamed(_concatenated(state.store, hashes, state.memory.piece))
     return StreamingResponse(body, headers=headers, media_type="application/octet-stream")
 
 
-async def _concatenated(store: BlobStore, hashes: list[str]) -> AsyncIterator[bytes | memoryview]:
-    """Blob after blob, small ones gathered so each piece sent is about SEND_CHUNK bytes."""
+async def _concatenated(
+    store: BlobStore, hashes: list[str], piece: Callable[[], int]
+) -> AsyncIterator[bytes | memoryview]:
+    """Blob after blob, small ones gathered so each piece sent is about `piece()` bytes."""
     pending = bytearray()
     for sha256 in hashes:
-        async for chunk in blob_pieces(store, sha256):
-            if not pending and len(chunk) >= SEND_CHUNK:
-                yield chunk  # a whole chunk of a large blob: no copy
+        async for chunk in blob_pieces(store, sha256, piece=piece):
+            if not pending and len(chunk) >= piece():
+                yield chunk  # a whole piece of a large blob: no copy
                 continue
             pending += chunk
-            if len(pending) >= SEND_CHUNK:
+            if len(pending) >= piece():
                 yield bytes(pending)
                 pending.clear()
     if pending:

@@ -92,8 +92,7 @@ async def upload_blob(
             extra={"offset": held},
         )
     try:
-        async with state.memory.hold(ring_bytes(size, upload.offset)):
-            await _receive(request, upload, size)
+        await _receive(request, upload, size)
     except OSError as exc:
         # a full disk keeps nothing (the partial would only hold space); other errors keep it
         keep = exc.errno not in (errno.ENOSPC, errno.EDQUOT)
@@ -124,16 +123,6 @@ async def begin_upload(store: BlobStore, sha256: str, uploader: str, size: int) 
             "This file is being uploaded by another request of yours; wait for it",
             reason="upload_busy",
         ) from None
-
-
-def ring_bytes(size: int, offset: int) -> int:
-    """What an upload's `BatchRing` will hold, taken from the server's memory budget.
-
-    Not for a large upload (LARGE_FILE and up): those are an instructor's
-    datasets, few and long, and holding 16 MiB of the budget for minutes
-    each would make every student's request wait behind them.
-    """
-    return 0 if size >= LARGE_FILE else min(size - offset, 4 * WRITE_BATCH)
 
 
 async def _receive(request: Request, upload: Upload, size: int) -> None:

@@ -14,7 +14,6 @@ from ngshare.budget import MemoryBudget
 from ngshare.domain.archives import FORMATS, Entry, stream_archive
 from ngshare.errors import BadRequest, NgshareError
 from ngshare.storage import BlobStore
-from ngshare.storage.base import CHUNK
 from ngshare.storage.pieces import blob_pieces
 
 __all__ = ["archive_response", "blob_response"]
@@ -41,7 +40,7 @@ def blob_response(
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(max(0, end - start + 1))
-    body = memory.metered(blob_pieces(store, sha256, start, end + 1))
+    body = memory.streamed(blob_pieces(store, sha256, start, end + 1, memory.piece))
     return StreamingResponse(
         body, status_code=status, headers=headers, media_type="application/octet-stream"
     )
@@ -73,7 +72,7 @@ def archive_response(
         raise BadRequest(f"Unknown archive format {fmt!r}: use tar or zip")
     disposition = f"attachment; filename*=UTF-8''{quote(filename)}.{fmt}"
     return StreamingResponse(
-        memory.metered(iterate_in_threadpool(stream_archive(fmt, entries, store)), CHUNK),
+        memory.streamed(iterate_in_threadpool(stream_archive(fmt, entries, store))),
         media_type=FORMATS[fmt],
         headers={"Content-Disposition": disposition},
     )
