@@ -93,3 +93,14 @@ def test_workers_keep_order_and_report_a_dead_worker():
     assert {value[1] for _, value in results[0::2]} != {os.getpid()}
     assert [op.error for op, _ in results[1::2]] == ["worker process died"] * 3
     assert share(5, 2) == [3, 2] and share(32, 4) == [8, 8, 8, 8]
+
+
+def test_downloads_benchmark_runs_whole_downloads(tmp_path):
+    """bench.downloads against a real server: every student's download whole (it
+    raises otherwise), and a report with the server's memory at rest and peak."""
+    from bench.downloads import run_once
+
+    row = run_once(students=4, budget=1, size_mb=2, pause=0, workdir=tmp_path)
+    assert row["students"] == 4 and row["budget_mib"] == 1
+    assert row["rss_peak_mb"] >= row["rss_at_rest_mb"] > 20
+    assert row["wall_s"] > 0
