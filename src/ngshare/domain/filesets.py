@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, replace
 
 import pybase64
@@ -217,7 +217,11 @@ def _md5_of(store: BlobStore, sha256: str) -> str:
 
 
 async def v1_tree_json(
-    store: BlobStore, files: list[ListedFile], list_only: bool, extra: dict[str, str]
+    store: BlobStore,
+    files: list[ListedFile],
+    list_only: bool,
+    extra: dict[str, str],
+    piece: int | Callable[[], int] = B64_CHUNK,
 ) -> AsyncIterator[bytes]:
     """Stream `{"success": true, ..., "files": [...]}` without holding any file whole.
 
@@ -235,8 +239,8 @@ async def v1_tree_json(
             continue
         yield prefix + entry[:-1].encode() + b', "content": "'
         carry = b""  # base64 encodes 3 bytes at a time; a short read may split a group
-        async for piece in blob_pieces(store, item.sha256, piece=B64_CHUNK):
-            data = carry + piece if carry else piece
+        async for chunk in blob_pieces(store, item.sha256, piece=piece):
+            data = carry + chunk if carry else chunk
             usable = len(data) - len(data) % 3
             carry = bytes(data[usable:])
             if usable:

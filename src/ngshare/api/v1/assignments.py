@@ -16,13 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from ngshare.api.docs import form, query
 from ngshare.api.origin import V1Origin
 from ngshare.api.v1.deps import CourseInstructor, CourseMember, State, V1Args, check_name
-from ngshare.api.v1.responses import ok, streamed
+from ngshare.api.v1.responses import ok, tree_response
 from ngshare.db.models import Assignment, Release
 from ngshare.domain.filesets import (
     commit_staged,
     list_files,
     manifest_digest,
-    v1_tree_json,
     with_md5,
 )
 from ngshare.domain.lookup import fetchable_assignment, released_assignment
@@ -72,7 +71,7 @@ def download_assignment(
             version=version,
             digest=digest,
         )
-    return streamed(v1_tree_json(state.store, files, args.flag("list_only"), {}), state.memory)
+    return tree_response(state, files, args.flag("list_only"), {})
 
 
 @router.post("/assignment/{course}/{assignment}", openapi_extra=form("files"))

@@ -10,13 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from ngshare.api.docs import form, query
 from ngshare.api.origin import V1Origin
 from ngshare.api.v1.deps import CourseInstructor, InstructorOrSelf, State, V1Args
-from ngshare.api.v1.responses import ok, streamed
+from ngshare.api.v1.responses import ok, tree_response
 from ngshare.db.models import Feedback
 from ngshare.domain.feedback import set_feedback
 from ngshare.domain.filesets import (
     commit_staged,
     list_files,
-    v1_tree_json,
     with_md5,
 )
 from ngshare.domain.lookup import (
@@ -98,4 +97,4 @@ def download_feedback(
             student=student,
             submission_id=submission_id,
         )
-    return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra), state.memory)
+    return tree_response(state, files, args.flag("list_only"), extra)

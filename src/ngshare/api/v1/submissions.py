@@ -16,12 +16,11 @@ from ngshare.api.v1.deps import (
     State,
     V1Args,
 )
-from ngshare.api.v1.responses import ok, streamed
+from ngshare.api.v1.responses import ok, tree_response
 from ngshare.db.models import Submission
 from ngshare.domain.filesets import (
     commit_staged,
     list_files,
-    v1_tree_json,
     with_md5,
 )
 from ngshare.domain.lookup import (
@@ -121,4 +120,4 @@ def download_submission(
             submission_id=submission_id,
             digest=digest,
         )
-    return streamed(v1_tree_json(state.store, files, args.flag("list_only"), extra), state.memory)
+    return tree_response(state, files, args.flag("list_only"), extra)
