@@ -134,8 +134,9 @@ class Settings(BaseSettings):
     transfer_memory_mib: int = Field(
         64,
         ge=1,
-        description="Most MiB of file contents all requests together hold in memory at once "
-        "(small files of v2 uploads, pieces of downloads); past it, requests wait their turn.",
+        description="MiB of memory for file contents that all requests share: uploads' small "
+        "files wait for room in it, downloads read smaller pieces to fit in it "
+        "(docs/operations.md).",
     )
     max_request_mib: int = Field(
         1024, description="Largest v1 request body in MiB (v1 sends files base64 in the body)."
