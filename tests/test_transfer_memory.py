@@ -95,6 +95,7 @@ def test_a_deadline_under_a_tiny_budget_loses_nothing(budgeted, tmp_path):
 
     for student, (fetched, _answers) in results.items():
         assert fetched == RELEASE, student
+
     # and over v1, as ngshare_exchange 0.5 fetches: the same bytes, base64 in JSON,
     # in pieces of the budget's share (not a multiple of 3: the encoder carries)
     def v1_fetch(student: str) -> dict[str, bytes]:
