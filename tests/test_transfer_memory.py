@@ -82,8 +82,8 @@ def test_a_deadline_under_a_tiny_budget_loses_nothing(budgeted, tmp_path):
                 for p in dest.rglob("*")
                 if p.is_file()
             }
-            # four 300 kB notebooks (a bundle holding more than the whole budget) and
-            # a 2 MiB output (uploaded alone, through a ring of 1 MiB buffers)
+            # four 300 kB notebooks and a 2 MiB output in one bundle, larger than
+            # the whole budget (the output is streamed to disk, not held whole)
             answers = {f"answer{k}.ipynb": os.urandom(300_000) for k in range(4)}
             answers["output.bin"] = os.urandom(2 * 1024 * 1024)
             sent = write(tmp_path / student / "submit", answers)
