@@ -172,3 +172,22 @@ def test_nothing_to_hold(size):
         assert budget.held == 0
 
     run(main)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"content-length": "1200"}, 1200),  # a small bundle takes its size
+        ({"content-length": str(50 * MiB)}, 5 * MiB),  # large files stream: at most 5 MiB
+        ({}, 5 * MiB),  # chunked, no length: the most a request holds
+        ({"content-length": "12x"}, 5 * MiB),  # a bad length (uvicorn refuses it first)
+    ],
+)
+def test_what_an_upload_takes_from_the_budget(headers, expected):
+    from starlette.requests import Request
+
+    from ngshare.api.v2.batches import body_bytes
+
+    raw = [(name.encode(), value.encode()) for name, value in headers.items()]
+    request = Request({"type": "http", "method": "PUT", "headers": raw})
+    assert body_bytes(request) == expected
