@@ -39,6 +39,7 @@ from ngshare.config import Limits
 from ngshare.domain.manifests import check_shape
 from ngshare.errors import BadRequest, NgshareError, TooLarge
 from ngshare.state import AppState
+from ngshare.storage import BlobStore
 
 BUNDLE_MEDIA_TYPE = "application/vnd.ngshare.bundle"
 # A refused bundle is read to its end before the answer (so the client, still
@@ -74,10 +75,10 @@ class ManifestBody:
     reader: BodyReader | None = None
     blobs: tuple[BatchBlob, ...] = ()
 
-    async def store_blobs(self, state: AppState, user: str) -> None:
+    async def store_blobs(self, store: BlobStore, user: str) -> None:
         """Store the bundle's blobs (nothing to do for a JSON manifest)."""
         if self.reader is not None:
-            await receive_blobs(self.reader, list(self.blobs), state.store, user)
+            await receive_blobs(self.reader, list(self.blobs), store, user)
 
     async def precheck(self, check: Callable[..., T], *args: object) -> T:
         """`check(*args)` on a worker thread, before any blob is stored.
@@ -109,7 +110,7 @@ async def checked_manifest(
     async with state.memory.hold(body_bytes(request)):
         body = await manifest_body(request, state.limits)
         await body.precheck(check, *args)
-        await body.store_blobs(state, user)
+        await body.store_blobs(state.store, user)
         return body.files
 
 

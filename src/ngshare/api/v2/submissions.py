@@ -88,7 +88,7 @@ async def submit(
         if ready.replay is not None:
             await body.discard()
             return JSONResponse(ready.replay, status_code=200)
-        await body.store_blobs(state, ctx.user.name)
+        await body.store_blobs(state.store, ctx.user.name)
     return await anyio.to_thread.run_sync(
         _commit, state, who, assignment, body.files, origin, idempotency_key, ready
     )
