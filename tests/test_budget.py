@@ -9,7 +9,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from ngshare.budget import MIN_PIECE, PIECE, MemoryBudget
+from ngshare.budget import MIN_PIECE, MemoryBudget
+from ngshare.storage.pieces import SEND_CHUNK
 
 MiB = 1024 * 1024
 
@@ -123,9 +124,9 @@ def test_cancelled_between_its_grant_and_its_wakeup_gives_the_bytes_back():
 
 def test_downloads_share_the_budget_by_piece_size():
     budget = MemoryBudget(64 * MiB)
-    assert budget.piece() == PIECE  # alone: the largest piece
+    assert budget.piece() == SEND_CHUNK  # alone: the largest piece
     budget.downloads = 100  # 64 MiB / (2 x 100): 327 KiB, more than the largest
-    assert budget.piece() == PIECE
+    assert budget.piece() == SEND_CHUNK
     budget.downloads = 500  # 64 KiB each, two per download: 64 MiB in all
     assert budget.piece() == 64 * 1024
     assert 2 * budget.downloads * budget.piece() <= budget.limit

@@ -33,9 +33,10 @@ from typing import TypeVar
 
 import anyio
 
+from ngshare.storage.pieces import SEND_CHUNK
+
 T = TypeVar("T")
 
-PIECE = 256 * 1024  # the largest piece of a blob download (storage.pieces.SEND_CHUNK)
 MIN_PIECE = 16 * 1024  # smaller pieces would cost more in per-piece work than they save
 
 
@@ -105,7 +106,7 @@ class MemoryBudget:
         finally:
             self.release(taken)
 
-    def piece(self, largest: int = PIECE) -> int:
+    def piece(self, largest: int = SEND_CHUNK) -> int:
         """How many bytes a download reads next: its share of what uploads leave of
         the budget, two pieces for each download in flight, between MIN_PIECE and
         `largest`."""
