@@ -11,6 +11,7 @@ import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -135,3 +136,29 @@ def test_a_download_left_half_read_stops_counting(budgeted, tmp_path):
     # and whole downloads still arrive intact afterwards
     body = httpx.get(url, headers=headers, timeout=30).content
     assert hashlib.sha256(body).hexdigest() == sha
+
+
+def server_reads(proc) -> int:
+    """Bytes the server process has read so far (files and sockets): /proc/PID/io's rchar."""
+    text = Path(f"/proc/{proc.process.pid}/io").read_text()
+    fields = dict(line.split(": ") for line in text.splitlines())
+    return int(fields["rchar"])
+
+
+def test_an_abandoned_download_stops_reading_the_blob(budgeted, tmp_path):
+    # a 256 MiB dataset whose downloader hangs up after 64 KiB: the server must notice
+    # (the write fails, uvicorn reports the disconnect) and stop reading the file,
+    # not read and send all 256 MiB into a closed socket
+    size = 256 * 1024 * 1024
+    big = os.urandom(1024 * 1024) * 256
+    with NgshareClient(budgeted.url, token_for("inst1")) as inst:
+        inst.release("mem", "a3", write(tmp_path / "release", {"huge.bin": big}))
+    url = f"{budgeted.url}/v2/courses/mem/blobs/{hashlib.sha256(big).hexdigest()}"
+    headers = {"Authorization": f"token {token_for('stu2')}"}
+    before = server_reads(budgeted)
+    with httpx.stream("GET", url, headers=headers, timeout=30) as response:
+        assert response.status_code == 200
+        next(response.iter_raw(64 * 1024))
+    assert drops_to_zero(budgeted, "ngshare_downloads_in_flight") == 0
+    time.sleep(1)  # a server that kept going would be reading on through this second
+    assert server_reads(budgeted) - before < size // 4
