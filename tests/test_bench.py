@@ -104,3 +104,17 @@ def test_downloads_benchmark_runs_whole_downloads(tmp_path):
     assert row["students"] == 4 and row["budget_mib"] == 1
     assert row["rss_peak_mb"] >= row["rss_at_rest_mb"] > 20
     assert row["wall_s"] > 0
+
+
+def test_uploads_benchmark_stores_every_students_file(tmp_path):
+    """bench.uploads against a real server: every student's distinct file stored (a
+    status other than 201 raises), and a report with the server's memory."""
+    from bench.uploads import _file_of, run_once
+
+    assert _file_of(b"x" * 32, 1) != _file_of(b"x" * 32, 2)
+    row = run_once(students=4, budget=1, size_mb=9, pause=0, workdir=tmp_path)
+    assert row["students"] == 4 and row["budget_mib"] == 1
+    assert row["rss_peak_mb"] >= row["rss_at_rest_mb"] > 20
+    assert row["wall_s"] > 0
+    stored = list((tmp_path / "server").rglob("*"))
+    assert sum(p.stat().st_size for p in stored if p.is_file()) >= 4 * 9 * 2**20

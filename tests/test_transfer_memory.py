@@ -162,3 +162,33 @@ def test_an_abandoned_download_stops_reading_the_blob(budgeted, tmp_path):
     assert drops_to_zero(budgeted, "ngshare_downloads_in_flight") == 0
     time.sleep(1)  # a server that kept going would be reading on through this second
     assert server_reads(budgeted) - before < size // 4
+
+
+def test_large_uploads_borrow_the_budget_one_batch_at_a_time(budgeted):
+    # files over 8 MiB come in PUTs of their own; six at once under a 1 MiB budget
+    # means one 1 MiB batch in flight server-wide, the others waiting their turn.
+    # Each batch is repaid once written, so none can hold the budget while waiting
+    # for more: all six finish (a hold-and-wait deadlock would time out here)
+    files = [os.urandom(12 * 1024 * 1024 + k) for k in range(6)]
+    waits_before = metric(budgeted, "ngshare_transfer_memory_waits_total")
+
+    def put(args: tuple[str, bytes]) -> int:
+        student, data = args
+        sha = hashlib.sha256(data).hexdigest()
+        response = httpx.put(
+            f"{budgeted.url}/v2/courses/mem/blobs/{sha}",
+            params={"size": len(data)},
+            content=data,
+            headers={"Authorization": f"token {token_for(student)}"},
+            timeout=30,
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(len(files)) as pool:
+        statuses = list(pool.map(put, zip(STUDENTS, files, strict=False)))
+    assert statuses == [201] * len(files)
+    assert metric(budgeted, "ngshare_transfer_memory_waits_total") > waits_before
+    assert drops_to_zero(budgeted, "ngshare_transfer_memory_bytes") == 0
+    with NgshareClient(budgeted.url, token_for("inst1")) as inst:
+        hashes = [hashlib.sha256(data).hexdigest() for data in files]
+        assert inst.missing("mem", hashes) == set()

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from ngshare.api.v2.blobs import LARGE_FILE, WRITE_BATCH, _receive
+from ngshare.budget import MemoryBudget
 from ngshare.client import ClientError, NgshareClient, scan_tree
 from ngshare.storage.pieces import SEND_CHUNK, file_pieces
 from tests.servers import token_for
@@ -201,11 +202,13 @@ def test_large_upload_in_odd_pieces_arrives_whole(server, course, tmp_path):
     assert back.status_code == 200 and hashlib.sha256(back.content).hexdigest() == sha
 
 
-def test_batch_ring_never_refills_a_buffer_still_being_hashed():
+def test_upload_batches_stay_unchanged_and_are_repaid_to_the_budget_as_written():
     """`upload.write` may return while its batch is still hashed (a large upload):
-    the ring must not hand that buffer out again before the next `write` returns.
-    The writer here keeps each batch "in use" until its next write returns and
-    checks it was not changed meanwhile; it sleeps so the reader runs ahead."""
+    that batch must not change before the next `write` returns. The writer here
+    keeps each batch "in use" until its next write returns and checks it was not
+    changed meanwhile; it sleeps so the reader runs ahead. A budget of one batch
+    makes the reader wait for each repayment (a loan repaid only on the next
+    write would deadlock here), and everything is repaid at the end."""
 
     class SlowUpload:
         def __init__(self):
@@ -233,8 +236,15 @@ def test_batch_ring_never_refills_a_buffer_still_being_hashed():
     chunks = [data[i : i + 300_001] for i in range(0, len(data), 300_001)]
     upload = SlowUpload()
     upload.offset = 0
-    anyio.run(_receive, Body(chunks), upload, len(data))
+    memory = MemoryBudget(WRITE_BATCH)
+
+    async def receive() -> None:
+        with anyio.fail_after(20):
+            await _receive(Body(chunks), upload, len(data), memory)
+
+    anyio.run(receive)
     assert bytes(upload.received) == data
+    assert memory.waits > 0 and memory.held == 0
 
 
 def test_upload_resumes_at_the_server_offset(server, course):

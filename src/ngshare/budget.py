@@ -6,7 +6,7 @@ read), but at a deadline every student acts at once. With 500 students at
 once the server's peak memory reached 269-402 MB in four runs
 (`bench.compare --students 500 --concurrency 500`, docs/benchmarks.md).
 
-Two kinds of request share the budget in two ways:
+Requests share the budget in three ways:
 
 - An upload's small files are read whole. A request takes their bytes
   (`hold`) before it reads its body, and waits its turn, first come first
@@ -18,6 +18,10 @@ Two kinds of request share the budget in two ways:
   pieces are sized for all downloads in flight to fit in the budget, down
   to MIN_PIECE. A download waiting for room could wait for whole
   multi-gigabyte downloads to end, long past its client's read timeout.
+- A file over 8 MiB, uploaded in a request of its own, borrows one batch of
+  1-4 MiB at a time (`api.v2.blobs.BatchLoans`): taken before the batch is
+  read, given back once it is written. Holding the budget for a whole upload
+  would let a slow client keep it for as long as its upload lasts.
 
 Only the event loop's thread uses a budget (anyio events are not
 thread-safe).

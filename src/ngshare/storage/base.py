@@ -72,7 +72,7 @@ class Upload(Protocol):
     `suspend` keeps what arrived for a later request to continue. The bytes
     given to `write` may still be read (hashed) until the next `write`
     returns or `finish`, `suspend` or `abort` is called, so the caller must
-    not change them before (`api.v2.blobs.BatchRing` relies on this).
+    not change them before.
     """
 
     offset: int
