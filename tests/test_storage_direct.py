@@ -51,6 +51,24 @@ def test_large_upload_goes_direct_and_arrives_whole(store):
     assert store.path_for(sha).read_bytes() == data
 
 
+@pytest.mark.parametrize("direct", [True, False])
+def test_pieces_written_in_batches_arrive_whole(tmp_path, direct):
+    """`write_pieces`, as the v2 PUT hands over a batch of the network's reads:
+    several batches of odd-sized pieces, direct or through the page cache, and
+    the hash of each batch computed behind its write."""
+    store = LocalBlobStore(tmp_path / "blobs", direct_min=ALIGN if direct else 0)
+    data = payload()
+    sha = hashlib.sha256(data).hexdigest()
+    upload = store.begin_upload(sha, "alice", size=len(data))
+    assert (upload.appender is not None) == direct
+    cut = list(pieces(data, [65536 + 5, 777, 300_001]))
+    for start in range(0, len(cut), 7):
+        upload.write_pieces(cut[start : start + 7])
+    assert upload.offset == len(data)
+    assert upload.finish().size == len(data)
+    assert store.path_for(sha).read_bytes() == data
+
+
 def test_small_uploads_keep_the_page_cache(store):
     data = b"x" * (ALIGN - 1)
     upload = store.begin_upload(hashlib.sha256(data).hexdigest(), "alice", size=len(data))

@@ -9,7 +9,7 @@ stored once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -69,15 +69,19 @@ class Upload(Protocol):
     `offset` is how many bytes are already held. `write` appends; `finish`
     verifies the whole content against its sha256 and makes the blob durable
     under that name (HashMismatch otherwise, and the partial data is dropped);
-    `suspend` keeps what arrived for a later request to continue. The bytes
-    given to `write` may still be read (hashed) until the next `write`
-    returns or `finish`, `suspend` or `abort` is called, so the caller must
-    not change them before.
+    `suspend` keeps what arrived for a later request to continue.
+    `write_pieces` appends several pieces in one call: a batch of the
+    network's reads handed to a worker thread at once, without first copying
+    them into one buffer. The bytes given to a write may still be read
+    (hashed) until the next write returns or `finish`, `suspend` or `abort`
+    is called, so the caller must not change them before.
     """
 
     offset: int
 
     def write(self, data: bytes) -> None: ...
+
+    def write_pieces(self, pieces: Sequence[bytes]) -> None: ...
 
     def finish(self) -> Digest: ...
 

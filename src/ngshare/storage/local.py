@@ -17,11 +17,11 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ngshare.storage.base import CHUNK, Digest, Hashes, HashMismatch, UploadBusy
 from ngshare.storage.direct import DIRECT_MIN, DirectAppender, open_direct
@@ -215,18 +215,22 @@ class LocalUpload:
             self.appender = open_direct(partial, self.handle.fileno(), self.offset)
 
     def write(self, data: bytes) -> None:
-        """Append `data`. A direct (large) upload hashes it on a thread of its own and
-        returns before that is done: the caller keeps `data` unchanged until the
-        next `write` returns, or `finish`, `suspend` or `abort` is called."""
-        if self.appender is None:
-            self.handle.write(data)
-            self.hasher.update(data)
-        else:
-            self._hash_behind(data)
-        self.offset += len(data)
+        self.write_pieces((data,))
 
-    def _hash_behind(self, data: bytes) -> None:
-        """Write `data` while its hash is computed; wait only for the previous batch's hash.
+    def write_pieces(self, pieces: Sequence[bytes]) -> None:
+        """Append `pieces` in order. A direct (large) upload hashes them on a thread of
+        its own and returns before that is done: the caller keeps them unchanged
+        until the next write returns, or `finish`, `suspend` or `abort` is called."""
+        if self.appender is None:
+            for piece in pieces:
+                self.handle.write(piece)
+                self.hasher.update(piece)
+        else:
+            self._hash_behind(pieces)
+        self.offset += sum(map(len, pieces))
+
+    def _hash_behind(self, pieces: Sequence[bytes]) -> None:
+        """Write `pieces` while their hash is computed; wait only for the previous batch's hash.
 
         Waiting for this batch's own hash before returning left the hashing
         thread idle while the next batch was handed over from the event loop
@@ -238,9 +242,10 @@ class LocalUpload:
         if self._hashing is None:
             self._hashing = ThreadPoolExecutor(1, thread_name_prefix="ngshare-hash")
         previous = self._hashed
-        self._hashed = self._hashing.submit(self.hasher.update, data)
+        self._hashed = self._hashing.submit(_update_all, self.hasher, pieces)
         try:
-            self.appender.write(data)
+            for piece in pieces:
+                self.appender.write(piece)
         finally:
             if previous is not None:
                 previous.result()
@@ -298,3 +303,8 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _update_all(hasher: Any, pieces: Sequence[bytes]) -> None:
+    for piece in pieces:
+        hasher.update(piece)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -289,6 +289,10 @@ class S3Upload:
                 CopySource={"Bucket": self.store.bucket, "Key": self.partial_key},
             )
             self.parts.append({"PartNumber": 1, "ETag": copied["CopyPartResult"]["ETag"]})
+
+    def write_pieces(self, pieces: Sequence[bytes]) -> None:
+        for piece in pieces:
+            self.write(piece)
 
     def write(self, data: bytes) -> None:
         self.hasher.update(data)

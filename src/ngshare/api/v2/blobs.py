@@ -137,14 +137,17 @@ async def _receive(request: Request, upload: Upload, size: int, memory: MemoryBu
     files at once wait their turn for the budget, instead of holding 4 MiB
     each.
     """
-    queue_in, queue_out = anyio.create_memory_object_stream[bytes](1)
+    queue_in, queue_out = anyio.create_memory_object_stream[list[bytes]](1)
     outcome = {"received": upload.offset, "too_long": False, "disconnected": False}
     loans = BatchLoans(memory)
 
     async def writer() -> None:
         async with queue_out:
             async for batch in queue_out:
-                await anyio.to_thread.run_sync(upload.write, batch)
+                await anyio.to_thread.run_sync(upload.write_pieces, batch)
+                # no reference left while the next batch is awaited: an upload waiting
+                # for the budget held its last batch here, 1 MiB outside the budget
+                del batch
                 loans.repay_one()
 
     try:
@@ -169,21 +172,13 @@ async def _receive(request: Request, upload: Upload, size: int, memory: MemoryBu
 class BatchLoans:
     """The memory budget's bytes behind an upload's batches, one loan per batch, in order.
 
-    A loan is taken before a batch is filled, and repaid when `upload.write`
-    returns for it. Repayment depends only on the disk, never on the budget,
+    A loan is taken before a batch is filled, and repaid when
+    `upload.write_pieces` returns for it. Repayment depends only on the disk, never on the budget,
     so once a reader waits for its next loan, the writer soon repays all the
     upload holds: readers waiting for the budget cannot deadlock one another.
     A large upload still hashes its last batch for a few milliseconds after
     the write returns; that batch is counted no longer, an undercount of one
     batch per large upload at most, and only that briefly.
-
-    Why a new buffer per batch (`b"".join` of the network's reads) and not a
-    ring of buffers reused for the whole upload, as before: a ring's buffers
-    live as long as the upload, loaned or not, so 500 uploads in flight held
-    up to 4 MiB each whatever the budget. Joining copies each byte once, as
-    filling a ring did, without zero-filling a buffer first; a 4 GiB upload
-    by curl ran at 645-878 MB/s against 698-785 with the ring (three
-    alternating runs each, this machine), no difference beyond noise.
     """
 
     def __init__(self, memory: MemoryBudget) -> None:
@@ -205,29 +200,46 @@ class BatchLoans:
 async def _read_batches(
     request: Request, queue, size: int, outcome: dict, loans: BatchLoans
 ) -> None:
+    """Gather the body's reads into batches of `batch_size` bytes or a little more for
+    the writer, each borrowed before its first read: an upload waiting for the budget
+    holds none of its body (it stays in uvicorn's 64 KiB buffer and the kernel's).
+
+    A batch is the list of reads itself, written piece by piece in one worker
+    thread call (`Upload.write_pieces`). Copying them into one buffer first,
+    as a ring of four buffers reused for the whole upload did before, cost a
+    copy of every byte; and a ring lives as long as its upload, loaned or
+    not, so 500 uploads waiting for the budget held 4 MiB each.
+    """
     largest = LARGE_BATCH if size >= LARGE_FILE else WRITE_BATCH
     batch_size = max(1, min(largest, size - outcome["received"]))
     chunks: list[bytes] = []
-    pending = 0
+    pending, lent = 0, False
+    body = request.stream()
     try:
-        async for chunk in request.stream():
+        while True:
+            if not lent:
+                await loans.borrow(batch_size)
+                lent = True
+            chunk = await anext(body, None)
+            if chunk is None:
+                break
             outcome["received"] += len(chunk)
             if outcome["received"] > size:
                 outcome["too_long"] = True
                 return
-            if not chunk:
-                continue
-            if not chunks:
-                await loans.borrow(batch_size)
-            chunks.append(chunk)
-            pending += len(chunk)
+            if chunk:
+                chunks.append(chunk)
+                pending += len(chunk)
+            del chunk  # nor the last read while the next loan is awaited
             if pending >= batch_size:
-                await queue.send(b"".join(chunks))
-                chunks, pending = [], 0
+                await queue.send(chunks)
+                chunks, pending, lent = [], 0, False
     except ClientDisconnect:
         outcome["disconnected"] = True
+    finally:
+        await body.aclose()
     if chunks:
-        await queue.send(b"".join(chunks))
+        await queue.send(chunks)
 
 
 @router.get("/courses/{course}/blobs/{sha256}", response_class=Response)
