@@ -192,3 +192,24 @@ def test_what_an_upload_takes_from_the_budget(headers, expected):
     raw = [(name.encode(), value.encode()) for name, value in headers.items()]
     request = Request({"type": "http", "method": "PUT", "headers": raw})
     assert body_bytes(request) == expected
+
+
+def test_would_wait_tells_whether_an_acquire_would_queue():
+    """What an upload's ring asks before it borrows its next batch: it lets its
+    buffers go only if it is about to wait."""
+    budget = MemoryBudget(100)
+
+    async def main() -> None:
+        assert not budget.would_wait(100)
+        first = await budget.acquire(70)
+        assert not budget.would_wait(30) and budget.would_wait(31)
+        assert budget.would_wait(10**9) is True  # capped at the limit, still too much now
+        async with anyio.create_task_group() as group:
+            group.start_soon(budget.acquire, 50)  # queues behind what is held
+            await anyio.sleep(0.01)
+            assert budget.waiting == 1
+            assert budget.would_wait(1)  # fits, but others queue first: first come first served
+            budget.release(first)
+        assert not budget.would_wait(50) and budget.would_wait(51)
+
+    run(main)

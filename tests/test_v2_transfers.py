@@ -13,9 +13,10 @@ import anyio
 import httpx
 import pytest
 
-from ngshare.api.v2.blobs import LARGE_FILE, WRITE_BATCH, _receive
+from ngshare.api.v2.receiving import LARGE_FILE, WRITE_BATCH, receive_body
 from ngshare.budget import MemoryBudget
 from ngshare.client import ClientError, NgshareClient, scan_tree
+from ngshare.errors import BadRequest
 from ngshare.storage.pieces import SEND_CHUNK, file_pieces
 from tests.servers import token_for
 from tests.v1util import ok
@@ -202,7 +203,16 @@ def test_large_upload_in_odd_pieces_arrives_whole(server, course, tmp_path):
     assert back.status_code == 200 and hashlib.sha256(back.content).hexdigest() == sha
 
 
-def test_upload_batches_stay_unchanged_and_are_repaid_to_the_budget_as_written():
+@pytest.mark.parametrize(
+    "size, step, budget",
+    [
+        (WRITE_BATCH * 9 + 5, 300_001, WRITE_BATCH),  # lists of reads, a wait per batch
+        (WRITE_BATCH * 4, WRITE_BATCH // 4, WRITE_BATCH),  # ending on a batch's last byte
+        (LARGE_FILE + WRITE_BATCH * 5 + 3, 300_001, 64 * WRITE_BATCH),  # the ring, reused
+        (LARGE_FILE + 3, 300_001, WRITE_BATCH),  # the ring, let go before each wait
+    ],
+)
+def test_upload_batches_stay_unchanged_and_are_repaid_to_the_budget_as_written(size, step, budget):
     """`upload.write` may return while its batch is still hashed (a large upload):
     that batch must not change before the next `write` returns. The writer here
     keeps each batch "in use" until its next write returns and checks it was not
@@ -232,22 +242,21 @@ def test_upload_batches_stay_unchanged_and_are_repaid_to_the_budget_as_written()
                 await anyio.sleep(0)
                 yield chunk
 
-    # a body that ends inside a batch, and one that ends on a batch's last byte (the
-    # final empty chunk then comes with no batch begun: it must not borrow again)
-    for size, step in ((WRITE_BATCH * 9 + 5, 300_001), (WRITE_BATCH * 4, WRITE_BATCH // 4)):
-        data = random.Random(3).randbytes(size)
-        chunks = [data[i : i + step] for i in range(0, len(data), step)]
-        upload = SlowUpload()
-        upload.offset = 0
-        memory = MemoryBudget(WRITE_BATCH)
+    data = random.Random(3).randbytes(size)
+    chunks = [data[i : i + step] for i in range(0, len(data), step)]
+    upload = SlowUpload()
+    upload.offset = 0
+    memory = MemoryBudget(budget)
 
-        async def receive(chunks=chunks, upload=upload, size=size, memory=memory) -> None:
-            with anyio.fail_after(20):
-                await _receive(Body(chunks), upload, size, memory)
+    async def receive() -> None:
+        with anyio.fail_after(60):
+            await receive_body(Body(chunks), upload, size, memory)
 
-        anyio.run(receive)
-        assert bytes(upload.received) == data
-        assert memory.waits > 0 and memory.held == 0
+    anyio.run(receive)
+    assert bytes(upload.received) == data
+    assert memory.held == 0
+    if budget < LARGE_FILE:
+        assert memory.waits > 0
 
 
 def test_upload_resumes_at_the_server_offset(server, course):
@@ -543,3 +552,62 @@ def stu_submissions(server, course: str) -> list[dict]:
     headers = {"Authorization": f"token {token_for('inst1')}"}
     url = f"{server.url}/v2/courses/{course}/assignments/ps1/submissions"
     return httpx.get(url, headers=headers).json()["submissions"]
+
+
+class RecordingUpload:
+    """An Upload that keeps what it is given and how it ended."""
+
+    def __init__(self):
+        self.offset = 0
+        self.received = bytearray()
+        self.ended = ""
+
+    def write_pieces(self, pieces):
+        for piece in pieces:
+            self.received += piece
+            self.offset += len(piece)
+
+    def abort(self):
+        self.ended = "aborted"
+
+    def suspend(self):
+        self.ended = "suspended"
+
+
+class ScriptedBody:
+    """A request body as Starlette streams it, or one whose client hangs up midway."""
+
+    def __init__(self, chunks, hang_up: bool = False):
+        self.chunks, self.hang_up = chunks, hang_up
+
+    async def stream(self):
+        from starlette.requests import ClientDisconnect
+
+        for chunk in self.chunks:
+            await anyio.sleep(0)
+            yield chunk
+        if self.hang_up:
+            raise ClientDisconnect()
+        yield b""
+
+
+@pytest.mark.parametrize("size", [3 * WRITE_BATCH, LARGE_FILE + 5], ids=["pieces", "ring"])
+def test_a_body_longer_than_declared_is_refused_and_dropped(size):
+    data = os.urandom(size + 10)
+    chunks = [data[i : i + 300_001] for i in range(0, len(data), 300_001)]
+    upload, memory = RecordingUpload(), MemoryBudget(64 * WRITE_BATCH)
+    with pytest.raises(BadRequest, match=f"longer than the declared size of {size} bytes"):
+        anyio.run(receive_body, ScriptedBody(chunks), upload, size, memory)
+    assert upload.ended == "aborted" and memory.held == 0
+
+
+@pytest.mark.parametrize("size", [3 * WRITE_BATCH, LARGE_FILE + 5], ids=["pieces", "ring"])
+def test_a_hung_up_upload_keeps_every_byte_that_arrived(size):
+    data = os.urandom(size)
+    sent = data[: size // 2 + 12345]
+    chunks = [sent[i : i + 300_001] for i in range(0, len(sent), 300_001)]
+    upload, memory = RecordingUpload(), MemoryBudget(64 * WRITE_BATCH)
+    with pytest.raises(BadRequest, match=f"Connection closed at byte {len(sent)}"):
+        anyio.run(receive_body, ScriptedBody(chunks, hang_up=True), upload, size, memory)
+    assert upload.ended == "suspended" and bytes(upload.received) == sent
+    assert memory.held == 0

@@ -19,7 +19,7 @@ Requests share the budget in three ways:
   to MIN_PIECE. A download waiting for room could wait for whole
   multi-gigabyte downloads to end, long past its client's read timeout.
 - A file over 8 MiB, uploaded in a request of its own, borrows one batch of
-  1-4 MiB at a time (`api.v2.blobs.BatchLoans`): taken before the batch is
+  1-4 MiB at a time (`api.v2.receiving.BatchLoans`): taken before the batch is
   read, given back once it is written. Holding the budget for a whole upload
   would let a slow client keep it for as long as its upload lasts.
 
@@ -90,6 +90,10 @@ class MemoryBudget:
                 self._grant()  # the head leaving may let the next ones in
             raise
         return size
+
+    def would_wait(self, size: int) -> bool:
+        """Whether `acquire(size)` would wait now (others queue, or too much is held)."""
+        return bool(self._queue) or self.held + min(max(size, 0), self.limit) > self.limit
 
     def release(self, size: int) -> None:
         self.held -= size

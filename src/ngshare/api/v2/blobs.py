@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import errno
 import re
-from collections import deque
 
 import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.requests import ClientDisconnect
 
 from ngshare.api.v2.deps import CourseMember, State
+from ngshare.api.v2.receiving import receive_body
 from ngshare.api.v2.schemas import BlobStored, HashList, Missing, UploadState
 from ngshare.api.v2.transfer import blob_response
-from ngshare.budget import MemoryBudget
 from ngshare.config import Limits
 from ngshare.domain.access import may_read_blob
 from ngshare.errors import BadRequest, Conflict, NotFound, TooLarge
@@ -29,10 +27,6 @@ from ngshare.storage import BlobStore, HashMismatch, Upload, UploadBusy
 router = APIRouter(tags=["v2: blobs"])
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-WRITE_BATCH = 1024 * 1024  # per upload in flight: bounds memory at the deadline peak
-# Files this large come a few at a time: bigger batches mean fewer thread hand-offs
-# (a 2 GiB upload by curl: about 1000 MB/s against 820 with 1 MiB batches)
-LARGE_FILE, LARGE_BATCH = 64 * 1024 * 1024, 4 * 1024 * 1024
 
 
 def check_sha256(value: str) -> str:
@@ -94,7 +88,7 @@ async def upload_blob(
             extra={"offset": held},
         )
     try:
-        await _receive(request, upload, size, state.memory)
+        await receive_body(request, upload, size, state.memory)
     except OSError as exc:
         # a full disk keeps nothing (the partial would only hold space); other errors keep it
         keep = exc.errno not in (errno.ENOSPC, errno.EDQUOT)
@@ -125,121 +119,6 @@ async def begin_upload(store: BlobStore, sha256: str, uploader: str, size: int) 
             "This file is being uploaded by another request of yours; wait for it",
             reason="upload_busy",
         ) from None
-
-
-async def _receive(request: Request, upload: Upload, size: int, memory: MemoryBudget) -> None:
-    """Append the body to `upload`, writing one batch while the next arrives.
-
-    A writer task takes batches from a queue of one, so reading from the
-    network overlaps writing and hashing. Each batch's bytes are lent by the
-    server's memory budget before the batch is filled, and repaid as soon as
-    the writer has written it (`BatchLoans`): 500 students sending 10 MB
-    files at once wait their turn for the budget, instead of holding 4 MiB
-    each.
-    """
-    queue_in, queue_out = anyio.create_memory_object_stream[list[bytes]](1)
-    outcome = {"received": upload.offset, "too_long": False, "disconnected": False}
-    loans = BatchLoans(memory)
-
-    async def writer() -> None:
-        async with queue_out:
-            async for batch in queue_out:
-                await anyio.to_thread.run_sync(upload.write_pieces, batch)
-                # no reference left while the next batch is awaited: an upload waiting
-                # for the budget held its last batch here, 1 MiB outside the budget
-                del batch
-                loans.repay_one()
-
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(writer)
-            async with queue_in:
-                await _read_batches(request, queue_in, size, outcome, loans)
-    except BaseExceptionGroup as failed:  # the writer failed (disk full, ...): its error
-        raise failed.exceptions[0] from None
-    finally:
-        loans.repay_all()
-    if outcome["too_long"]:
-        await anyio.to_thread.run_sync(upload.abort)
-        raise BadRequest(f"The body is longer than the declared size of {size} bytes")
-    if outcome["disconnected"]:
-        await anyio.to_thread.run_sync(upload.suspend)
-        raise BadRequest(
-            f"Connection closed at byte {upload.offset}; resume with offset={upload.offset}"
-        )
-
-
-class BatchLoans:
-    """The memory budget's bytes behind an upload's batches, one loan per batch, in order.
-
-    A loan is taken before a batch is filled, and repaid when
-    `upload.write_pieces` returns for it. Repayment depends only on the disk, never on the budget,
-    so once a reader waits for its next loan, the writer soon repays all the
-    upload holds: readers waiting for the budget cannot deadlock one another.
-    A large upload still hashes its last batch for a few milliseconds after
-    the write returns; that batch is counted no longer, an undercount of one
-    batch per large upload at most, and only that briefly.
-    """
-
-    def __init__(self, memory: MemoryBudget) -> None:
-        self.memory = memory
-        self.loans: deque[int] = deque()
-
-    async def borrow(self, size: int) -> None:
-        self.loans.append(await self.memory.acquire(size))
-
-    def repay_one(self) -> None:
-        if self.loans:
-            self.memory.release(self.loans.popleft())
-
-    def repay_all(self) -> None:
-        while self.loans:
-            self.repay_one()
-
-
-async def _read_batches(
-    request: Request, queue, size: int, outcome: dict, loans: BatchLoans
-) -> None:
-    """Gather the body's reads into batches of `batch_size` bytes or a little more for
-    the writer, each borrowed before its first read: an upload waiting for the budget
-    holds none of its body (it stays in uvicorn's 64 KiB buffer and the kernel's).
-
-    A batch is the list of reads itself, written piece by piece in one worker
-    thread call (`Upload.write_pieces`). Copying them into one buffer first,
-    as a ring of four buffers reused for the whole upload did before, cost a
-    copy of every byte; and a ring lives as long as its upload, loaned or
-    not, so 500 uploads waiting for the budget held 4 MiB each.
-    """
-    largest = LARGE_BATCH if size >= LARGE_FILE else WRITE_BATCH
-    batch_size = max(1, min(largest, size - outcome["received"]))
-    chunks: list[bytes] = []
-    pending, lent = 0, False
-    body = request.stream()
-    try:
-        while True:
-            if not lent:
-                await loans.borrow(batch_size)
-                lent = True
-            chunk = await anext(body, None)
-            if chunk is None:
-                break
-            outcome["received"] += len(chunk)
-            if outcome["received"] > size:
-                outcome["too_long"] = True
-                return
-            if chunk:
-                chunks.append(chunk)
-                pending += len(chunk)
-            del chunk  # nor the last read while the next loan is awaited
-            if pending >= batch_size:
-                await queue.send(chunks)
-                chunks, pending, lent = [], 0, False
-    except ClientDisconnect:
-        outcome["disconnected"] = True
-    finally:
-        await body.aclose()
-    if chunks:
-        await queue.send(chunks)
 
 
 @router.get("/courses/{course}/blobs/{sha256}", response_class=Response)
