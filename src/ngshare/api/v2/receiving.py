@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
@@ -40,7 +39,7 @@ WRITE_BATCH = 1024 * 1024  # per upload in flight: bounds memory at the deadline
 # (a 2 GiB upload by curl: about 1000 MB/s against 820 with 1 MiB batches)
 LARGE_FILE, LARGE_BATCH = 64 * 1024 * 1024, 4 * 1024 * 1024
 
-Batch = list[Any]  # bytes read from the network, or one memoryview into a ring buffer
+Batch = list[bytes | memoryview]  # reads from the network, or one view into a ring buffer
 
 
 async def receive_body(request: Request, upload: Upload, size: int, memory: MemoryBudget) -> None:
