@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -192,3 +193,46 @@ def test_large_uploads_borrow_the_budget_one_batch_at_a_time(budgeted):
     with NgshareClient(budgeted.url, token_for("inst1")) as inst:
         hashes = [hashlib.sha256(data).hexdigest() for data in files]
         assert inst.missing("mem", hashes) == set()
+
+
+def test_an_upload_waiting_for_the_budget_shows_in_the_metrics(budgeted):
+    """One upload holds the whole 1 MiB budget while its client pauses mid-batch;
+    a second one must wait, and an operator sees it waiting (the gauge), until
+    the first goes on. Both then finish and nothing stays held or waiting."""
+    first, second = os.urandom(12 * 1024 * 1024), os.urandom(12 * 1024 * 1024 + 1)
+    go_on = threading.Event()
+
+    def paused(data: bytes):
+        yield data[: 64 * 1024]
+        go_on.wait(30)
+        yield data[64 * 1024 :]
+
+    def put(student: str, data: bytes, body) -> int:
+        return httpx.put(
+            f"{budgeted.url}/v2/courses/mem/blobs/{hashlib.sha256(data).hexdigest()}",
+            params={"size": len(data)},
+            content=body,
+            headers={
+                "Authorization": f"token {token_for(student)}",
+                "Content-Length": str(len(data)),
+            },
+            timeout=60,
+        ).status_code
+
+    def until(name: str, wanted: float) -> float:
+        deadline = time.monotonic() + 15
+        while (value := metric(budgeted, name)) < wanted and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return value
+
+    with ThreadPoolExecutor(2) as pool:
+        holder = pool.submit(put, "stu3", first, paused(first))
+        try:
+            assert until("ngshare_transfer_memory_bytes", 1024 * 1024) == 1024 * 1024
+            waiter = pool.submit(put, "stu4", second, second)
+            assert until("ngshare_transfer_memory_waiting", 1) == 1
+        finally:
+            go_on.set()
+        assert holder.result() == 201 and waiter.result() == 201
+    assert drops_to_zero(budgeted, "ngshare_transfer_memory_bytes") == 0
+    assert metric(budgeted, "ngshare_transfer_memory_waiting") == 0

@@ -71,8 +71,14 @@ class _StateCollector:
         memory = self.state.memory
         yield GaugeMetricFamily(
             "ngshare_transfer_memory_bytes",
-            "Bytes of uploads' small files held in memory now, under --transfer-memory-mib",
+            "Bytes of uploads held in memory now (small files, large files' batches), "
+            "under --transfer-memory-mib",
             value=memory.held,
+        )
+        yield GaugeMetricFamily(
+            "ngshare_transfer_memory_waiting",
+            "Requests waiting now for room in --transfer-memory-mib",
+            value=memory.waiting,
         )
         yield GaugeMetricFamily(
             "ngshare_downloads_in_flight",
