@@ -135,8 +135,8 @@ class Settings(BaseSettings):
         64,
         ge=1,
         description="MiB of memory for file contents that all requests share: uploads' small "
-        "files wait for room in it, downloads read smaller pieces to fit in it "
-        "(docs/operations.md).",
+        "files and large files' batches wait for room in it, downloads read smaller pieces "
+        "to fit in it (docs/operations.md).",
     )
     max_request_mib: int = Field(
         1024, description="Largest v1 request body in MiB (v1 sends files base64 in the body)."
