@@ -240,13 +240,16 @@ class Runner:
         for name in latest:
             cycle.prepare_feedback(name)
         with self.phase("feedback") as phase:
-            phase.run(
-                [
-                    _bind(instructor, "feedback", cycle.feedback, name, latest[name])
-                    for name in self.students
-                    if name in latest
-                ]
-            )
+            if a.v2_feedback == "bulk":
+                phase.add(instructor("feedback all", cycle.feedback_all, latest)[0])
+            else:
+                phase.run(
+                    [
+                        _bind(instructor, "feedback", cycle.feedback, name, latest[name])
+                        for name in self.students
+                        if name in latest
+                    ]
+                )
             phase.result.ops += _missing("feedback", self.students, latest)
         with self.phase("fetch_feedback") as phase:
             phase.run(
@@ -405,6 +408,13 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--collect-batch", type=int, default=50, help="students per v2 collect archive"
+    )
+    parser.add_argument(
+        "--v2-feedback",
+        choices=["bulk", "each"],
+        default="bulk",
+        help="v2 feedback: as the nbgrader plugin (the whole class in one request), "
+        "or one request per student",
     )
     parser.add_argument("--timeout", type=float, default=900, help="HTTP read timeout (s)")
 

@@ -46,7 +46,7 @@ RUNS = {
 DEFAULT_RUNS = "old-v1,ours-v1,ours-v2"
 WORKLOAD_FLAGS = [
     "students", "concurrency", "processes", "notebooks", "notebook_kb", "data_mb",
-    "feedback_kb", "seed", "v2_collect", "collect_batch", "timeout",
+    "feedback_kb", "seed", "v2_collect", "collect_batch", "v2_feedback", "timeout",
 ]  # fmt: skip
 
 

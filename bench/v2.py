@@ -7,6 +7,9 @@ request, with their files, and collects them as the nbgrader plugin does: each
 distinct blob downloaded once (small ones in batches), each student's tree
 written from the local copies; or, with `--v2-collect archive`, as `collect`
 tar archives (a few students per archive, streamed and unpacked on the fly).
+Feedback goes back as the plugin's release_feedback sends it: the whole class
+in one request (`put_feedback_many`); or, with `--v2-feedback each`, one
+request per student.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from bench.metrics import CountingTransport
 from bench.users import Auth
 from bench.v1 import BenchError
 from bench.workload import Workload
-from ngshare.client import NgshareClient
+from ngshare.client import FeedbackFiles, NgshareClient
 from ngshare.client.local import LINK_MIN
 
 CHUNK = 2**20
@@ -159,6 +162,16 @@ class V2Cycle:
     def feedback(self, instructor: NgshareClient, student: str, submission_id: int) -> None:
         root = self.workdir / "feedback" / student
         instructor.put_feedback(self.course, self.assignment, student, submission_id, root)
+
+    def feedback_all(self, instructor: NgshareClient, latest: dict[str, int]) -> None:
+        """Every student's feedback at once, each html hashed first (as the plugin does)."""
+        sets = [
+            FeedbackFiles(name, submission_id, instructor.scan(self.workdir / "feedback" / name))
+            for name, submission_id in sorted(latest.items())
+        ]
+        released = instructor.put_feedback_many(self.course, self.assignment, sets)
+        if len(released) != len(sets):
+            raise BenchError(f"{len(released)} feedback sets released of {len(sets)}")
 
     def fetch_feedback(self, student: NgshareClient, name: str, submission_id: int) -> None:
         answer = student.feedback(self.course, self.assignment, name, submission_id)

@@ -67,6 +67,7 @@ RULES = {
     ("get", V2 + "/assignments/{assignment}/collect"): INSTRUCTORS,
     ("get", V2 + "/assignments/{assignment}/submissions"): INSTRUCTORS,
     ("post", V2 + "/assignments/{assignment}/submissions"): MEMBERS,
+    ("post", V2 + "/assignments/{assignment}/feedback"): INSTRUCTORS,
     ("get", V2 + "/assignments/{assignment}/submissions/{student}"): INSTRUCTORS_OR_SELF,
     ("get", SUB): INSTRUCTORS_OR_SELF,
     ("get", SUB + "/archive"): INSTRUCTORS_OR_SELF,

@@ -32,7 +32,7 @@ EXPECTED_REQUESTS = {
         "submit": 6,  # missing?, the manifest bundled with the 5 changed notebooks (the
         # data file is deduplicated) each
         "collect": 2,  # one listing with files, one batch of every distinct blob
-        "feedback": 3,  # the manifest bundled with the html (too small to ask first) each
+        "feedback": 1,  # the class's sets bundled with every html (too small to ask first)
         "fetch_feedback": 6,  # manifest and one batch each
     },
 }

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ngshare.client import ClientError, NgshareClient
+from ngshare.client import ClientError, FeedbackFiles, NgshareClient
 from tests.servers import ServerProcess, token_for, token_server
 
 MiB = 1024 * 1024
@@ -101,3 +101,20 @@ def test_scheduled_gc_runs_in_the_server(tmp_path):
         assert "gc: removed" in proc.log()
     finally:
         proc.stop()
+
+
+def test_bulk_feedback_sets_share_one_uploads_file_limit(limited, tmp_path):
+    """Two sets of two files under the three-file limit: 413 naming it, nothing
+    released; one set per request fits."""
+    from tests.test_v2_feedback_bulk import feedback_files
+
+    _proc, admin = limited
+    admin.release("lim", "fb", tree(tmp_path / "r", {"q.txt": 10}))
+    ids = [admin.submit("lim", "fb", tree(tmp_path / f"s{i}", {"a": 10}))["id"] for i in (1, 2)]
+    trees = {i: {"x.html": b"%d" % i, "y": b"y"} for i in ids}
+    sets = [FeedbackFiles("admin", i, feedback_files(tmp_path / f"fb{i}", trees[i])) for i in ids]
+    error = refused(lambda: admin.put_feedback_many("lim", "fb", sets))
+    assert "limit is 3 per upload" in error.message
+    assert all(s["feedback"] is None for s in admin.submissions("lim", "fb"))
+    released = admin.put_feedback_many("lim", "fb", sets, per_request=1)
+    assert [(r["submission_id"], r["changed"]) for r in released] == [(i, True) for i in ids]

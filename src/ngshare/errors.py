@@ -7,6 +7,9 @@ and a 500 never echoes exception text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class NgshareError(Exception):
     """An error whose message is safe and useful to show to the caller."""
@@ -67,3 +70,16 @@ class TooLarge(NgshareError):
 class Unavailable(NgshareError):
     status = 503
     reason = "unavailable"
+
+
+@contextmanager
+def about(label: str) -> Iterator[None]:
+    """Start the message of an NgshareError raised inside with `label` (which of
+    many trees, say), when there is one."""
+    try:
+        yield
+    except NgshareError as exc:
+        if label:
+            exc.message = f"{label}: {exc.message}"
+            exc.args = (exc.message,)
+        raise

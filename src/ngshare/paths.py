@@ -28,22 +28,34 @@ def is_safe_path(path: object) -> bool:
     )
 
 
-def check_tree(paths: Iterable[object]) -> list[str]:
-    """Return the paths if every one is safe and the tree is consistent; else 400."""
+def check_tree(paths: Iterable[object], named: bool = False) -> list[str]:
+    """Return the paths if every one is safe and the tree is consistent; else 400.
+
+    `named`: the message names the path and why (v2). v1's contract says just
+    `Illegal path`.
+    """
     checked: list[str] = []
     seen: set[str] = set()
     for path in paths:
         if not is_safe_path(path):
-            raise BadRequest("Illegal path")
+            raise _illegal(
+                named,
+                path,
+                "it must be relative, without '.', '..', backslashes or control characters",
+            )
         assert isinstance(path, str)
         if path in seen:
-            raise BadRequest("Illegal path")
+            raise _illegal(named, path, "listed twice")
         seen.add(path)
         checked.append(path)
     for path in checked:
         parent = path.rpartition("/")[0]
         while parent:
             if parent in seen:
-                raise BadRequest("Illegal path")
+                raise _illegal(named, parent, "a file, and a directory of other paths")
             parent = parent.rpartition("/")[0]
     return checked
+
+
+def _illegal(named: bool, path: object, why: str) -> BadRequest:
+    return BadRequest(f"Illegal path {str(path)[:200]!r}: {why}" if named else "Illegal path")

@@ -41,16 +41,15 @@ def group(items: Iterable[T], size_of: Callable[[T], int]) -> list[list[T]]:
 
 
 def upload_body(
-    files: list[LocalFile], advance: Callable[[int], object], manifest: list[dict] | None = None
+    files: list[LocalFile], advance: Callable[[int], object], head: dict | None = None
 ) -> tuple[int, Iterator]:
     """The body's length and its bytes: a JSON line naming the blobs, then the blobs.
 
-    With `manifest`, the line also carries it: a bundle (ngshare.api.v2.bundles),
-    which commits the tree in the same request.
+    With `head` (a manifest's `{"files": [...]}`, or bulk feedback's sets), the
+    line also carries it: a bundle (ngshare.api.v2.bundles), which commits in
+    the same request.
     """
-    header: dict = {"blobs": [{"sha256": f.sha256, "size": f.size} for f in files]}
-    if manifest is not None:
-        header["files"] = manifest
+    header: dict = {**(head or {}), "blobs": [{"sha256": f.sha256, "size": f.size} for f in files]}
     head = json.dumps(header).encode() + b"\n"
 
     def chunks() -> Iterator[bytes]:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 UPLOAD_CHUNK = 4 * 1024 * 1024
 HASH_ALONGSIDE = 64 * 1024 * 1024  # larger downloads are written and hashed on a second thread
 ASK_FIRST = 64 * 1024  # smaller uploads are sent without asking which blobs are missing
+# a class's feedback in one request or a few, each all or none (the server takes up to 5000)
+FEEDBACK_SETS_PER_REQUEST = 250
 
 
 @functools.cache
@@ -49,6 +51,14 @@ def tls_context() -> ssl.SSLContext:
 
 def _q(value: str) -> str:
     return quote(value, safe="")
+
+
+class FeedbackFiles(NamedTuple):
+    """One submission's feedback, for `NgshareClient.put_feedback_many`."""
+
+    student: str
+    submission_id: int
+    files: list[LocalFile]
 
 
 class NgshareClient:
@@ -256,6 +266,7 @@ class NgshareClient:
         files: list[LocalFile],
         label: str,
         headers: dict[str, str] | None = None,
+        head: dict | None = None,
     ) -> dict:
         """Upload what the server lacks and commit `files` as the tree at `path`.
 
@@ -264,10 +275,13 @@ class NgshareClient:
         beside an unchanged dataset is two requests (which blobs are missing;
         the bundle), a tiny one a single request. Should the server still lack
         a blob (collected meanwhile), it says which; they are sent and the
-        manifest alone is committed. Retried whole: pass an Idempotency-Key in
+        head alone is committed. Retried whole: pass an Idempotency-Key in
         `headers` where a repeat would otherwise make a second tree.
+
+        `head`: the request's JSON (default: the manifest of `files`); a bulk
+        commit names several trees there, and `files` holds all their files.
         """
-        manifest = [f.manifest_entry() for f in files]
+        head = head if head is not None else {"files": [f.manifest_entry() for f in files]}
         todo = self._needed(course, files)
         small = [f for f in todo if f.size <= batches.SMALL_FILE]
         groups = batches.group(small, lambda f: f.size)
@@ -277,13 +291,13 @@ class NgshareClient:
         self.progress.start(sum(f.size for f in todo), len(todo), label)
         try:
             self._send_blobs(course, early)
-            answer = self._bundle(method, path, manifest, carried, label, headers or {})
+            answer = self._bundle(method, path, head, carried, label, headers or {})
         except ClientError as exc:
             if exc.reason != "blobs_missing":
                 raise
             unique = {f.sha256: f for f in files}
             self._send_blobs(course, [unique[sha] for sha in exc.extra.get("missing", [])])
-            answer = self.request(method, path, json={"files": manifest}, headers=headers)
+            answer = self.request(method, path, json=head, headers=headers)
         finally:
             self.progress.finish()
         return answer
@@ -292,15 +306,15 @@ class NgshareClient:
         self,
         method: str,
         path: str,
-        manifest: list[dict],
+        head: dict,
         files: list[LocalFile],
         label: str,
         headers: dict[str, str],
     ) -> dict:
-        """POST/PUT the manifest with `files`' bytes; retried whole (with the same headers)."""
+        """POST/PUT the head with `files`' bytes; retried whole (with the same headers)."""
 
         def attempt() -> dict:
-            length, body = batches.upload_body(files, self.progress.advance, manifest)
+            length, body = batches.upload_body(files, self.progress.advance, head)
             sent = {
                 **headers,
                 "Content-Type": batches.BUNDLE_MEDIA_TYPE,
@@ -400,6 +414,36 @@ class NgshareClient:
     ) -> dict:
         path = self._submission_path(course, assignment, student, submission_id) + "/feedback"
         return self.commit_files("PUT", path, course, files, f"feedback {student}")
+
+    def put_feedback_many(
+        self,
+        course: str,
+        assignment: str,
+        sets: list[FeedbackFiles],
+        per_request: int = FEEDBACK_SETS_PER_REQUEST,
+    ) -> list[dict]:
+        """Release many submissions' feedback: `per_request` sets per request, each
+        request all or none. Returns one answer per set (student, submission_id,
+        updated_at, changed), in order."""
+        released: list[dict] = []
+        for start in range(0, len(sets), per_request):
+            chunk = sets[start : start + per_request]
+            head = {
+                "feedback": [
+                    {
+                        "student": s.student,
+                        "submission_id": s.submission_id,
+                        "files": [f.manifest_entry() for f in s.files],
+                    }
+                    for s in chunk
+                ]
+            }
+            files = [f for s in chunk for f in s.files]
+            path = f"courses/{_q(course)}/assignments/{_q(assignment)}/feedback"
+            label = f"feedback for {len(chunk)} submissions"
+            answer = self.commit_files("POST", path, course, files, label, head=head)
+            released += answer["feedback"]
+        return released
 
     def withdraw_feedback(
         self, course: str, assignment: str, student: str, submission_id: int

@@ -45,16 +45,29 @@ def check_manifest(files: list, limits: Limits, store: BlobStore) -> list[Staged
 
 def check_shape(files: list, limits: Limits) -> None:
     """A well-formed tree within the limits on file count, file size and total size."""
-    if len(files) > limits.files_per_upload:
-        raise TooLarge(f"Too many files: the limit is {limits.files_per_upload} per upload")
-    check_tree(f.path for f in files)
-    total = 0
+    _check_count(files, limits)  # first: the tree check's cost grows with the count
+    check_tree((f.path for f in files), named=True)
     for entry in files:
         if entry.size > limits.file_bytes:
             mib = limits.file_bytes // 2**20
             raise TooLarge(f"File {entry.path} exceeds the largest file limit of {mib} MiB")
-        total += entry.size
-    if total > limits.upload_bytes:
+    _check_bytes(files, limits)
+
+
+def check_totals(files: list, limits: Limits) -> None:
+    """The limits of one upload on file count and total size, which the trees of a
+    bulk request share."""
+    _check_count(files, limits)
+    _check_bytes(files, limits)
+
+
+def _check_count(files: list, limits: Limits) -> None:
+    if len(files) > limits.files_per_upload:
+        raise TooLarge(f"Too many files: the limit is {limits.files_per_upload} per upload")
+
+
+def _check_bytes(files: list, limits: Limits) -> None:
+    if sum(f.size for f in files) > limits.upload_bytes:
         mib = limits.upload_bytes // 2**20
         raise TooLarge(f"The files add up to more than the upload limit of {mib} MiB")
 

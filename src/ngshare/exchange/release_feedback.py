@@ -1,5 +1,6 @@
 """nbgrader release_feedback: attach `feedback/<student>/<assignment>/*.html` to the
-submission it grades.
+submission it grades, the whole class's in one request (`put_feedback_many`: all
+or none, a few hundred students per request).
 
 The submission is found in one listing of the assignment's submissions: the
 one whose submission_secret.txt is the feedback directory's (nbgrader copies
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from nbgrader.exchange.abc import ExchangeReleaseFeedback as ABCExchangeReleaseFeedback
 
-from ngshare.client import LocalFile
+from ngshare.client import FeedbackFiles, LocalFile
 from ngshare.client.trees import hash_file
 from ngshare.exchange.base import (
     SECRET_FILE,
@@ -81,41 +82,50 @@ class ExchangeReleaseFeedback(Exchange, ABCExchangeReleaseFeedback):
             return
         with self.attempt(f"release feedback for {assignment} in course {course}", course):
             submissions = self.client.submissions(course, assignment, files=True)
-        unmatched = []
+        unmatched, sets = [], []
         for student, (directory, notebooks) in sorted(todo.items()):
             submission = self.find_submission(submissions, student, directory)
             if submission is None:
                 unmatched.append(student)
                 continue
-            timestamp = Path(directory, TIMESTAMP_FILE).read_text().strip()
-            for notebook in notebooks:
+            sets.append(self.feedback_set(student, submission["id"], directory, notebooks))
+        if sets:
+            with self.attempt(f"release feedback for {assignment}", course):
+                released = self.client.put_feedback_many(course, assignment, sets)
+            for item in released:
                 self.log.info(
-                    "Releasing feedback for student '%s' on assignment '%s/%s/%s' (%s)",
-                    student,
+                    "Feedback released to: %s %s %s (submission %s)%s",
                     course,
                     assignment,
-                    notebook,
-                    timestamp,
+                    item["student"],
+                    item["submission_id"],
+                    "" if item["changed"] else ", unchanged",
                 )
-            files = []
-            for notebook in notebooks:
-                source = Path(directory, f"{notebook}.html")
-                sha256, size = hash_file(source)
-                files.append(LocalFile(source.name, source, sha256, size, False))
-            with self.attempt(f"release feedback for {student} on {assignment}", course):
-                self.client.put_feedback_files(course, assignment, student, submission["id"], files)
-            self.log.info(
-                "Feedback released to: %s %s %s (submission %s)",
-                course,
-                assignment,
-                student,
-                submission["id"],
-            )
         if unmatched:
             self.fail(
                 f"No submission on the service matches the feedback of {', '.join(unmatched)} "
                 f"for {assignment} (collect again, autograde and generate_feedback)"
             )
+
+    def feedback_set(
+        self, student: str, submission_id: int, directory: str, notebooks: list[str]
+    ) -> FeedbackFiles:
+        """The html files of one student's feedback, logged as nbgrader logs them."""
+        timestamp = Path(directory, TIMESTAMP_FILE).read_text().strip()
+        files = []
+        for notebook in notebooks:
+            self.log.info(
+                "Releasing feedback for student '%s' on assignment '%s/%s/%s' (%s)",
+                student,
+                self.course,
+                self.assignment,
+                notebook,
+                timestamp,
+            )
+            source = Path(directory, f"{notebook}.html")
+            sha256, size = hash_file(source)
+            files.append(LocalFile(source.name, source, sha256, size, False))
+        return FeedbackFiles(student, submission_id, files)
 
     def find_submission(self, submissions: list[dict], student: str, directory: str):
         stamp_path = os.path.join(directory, TIMESTAMP_FILE)

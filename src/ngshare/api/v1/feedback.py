@@ -5,14 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from ngshare.api.docs import form, query
 from ngshare.api.origin import V1Origin
 from ngshare.api.v1.deps import CourseInstructor, InstructorOrSelf, State, V1Args
 from ngshare.api.v1.responses import ok, tree_response
 from ngshare.db.models import Feedback
-from ngshare.domain.feedback import set_feedback
+from ngshare.domain.feedback import one_release_at_a_time, record_release, set_feedback
 from ngshare.domain.filesets import (
     commit_staged,
     list_files,
@@ -23,7 +22,6 @@ from ngshare.domain.lookup import (
     require_student,
     visible_assignment,
 )
-from ngshare.errors import Conflict
 from ngshare.timestamps import format_v1, parse_v1
 
 router = APIRouter(tags=["v1: feedback"])
@@ -45,21 +43,9 @@ def upload_feedback(
         stamp = parse_v1(args.required("timestamp", "Please supply timestamp"))
         submission_id = find_submission(session, row.id, student, stamp).id
     staged = commit_staged(args.staged_files())
-    try:
-        with state.db.write() as session:
-            feedback = set_feedback(session, ctx.course_id, submission_id, staged, ctx.user.name)
-            origin.record(
-                session,
-                ctx.course,
-                "feedback_release",
-                ctx.user.name,
-                assignment=assignment,
-                student=student,
-                submission_id=submission_id,
-                digest=feedback.fileset.digest,
-            )
-    except IntegrityError:
-        raise Conflict("Feedback for this submission is being uploaded; try again") from None
+    with one_release_at_a_time(), state.db.write() as session:
+        feedback = set_feedback(session, ctx.course_id, submission_id, staged, ctx.user.name)
+        record_release(session, origin, ctx.course, ctx.user.name, assignment, student, feedback)
     return ok()
 
 

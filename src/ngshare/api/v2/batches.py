@@ -143,13 +143,23 @@ def _ended_early(left: int) -> BadRequest:
 async def first_line(reader: BodyReader, limit: int, model: type[M], what: str) -> M:
     """The body's first line, parsed as `model`; a 400 naming the `what` (batch,
     bundle) when the line is missing, too long or not valid."""
+    line = await first_line_json(reader, limit, what)
+    try:
+        return model.model_validate(line)
+    except ValidationError as exc:
+        raise BadRequest(f"The {what}'s first line is not valid: {str(exc)[:300]}") from None
+
+
+async def first_line_json(reader: BodyReader, limit: int, what: str) -> object:
+    """The body's first line as JSON; a 400 naming the `what` when it is missing,
+    too long or not JSON."""
     try:
         line = await reader.line(limit)
     except ClientDisconnect:
         raise BadRequest(f"Connection closed before the {what}'s first line") from None
     try:
-        return model.model_validate(json.loads(line))
-    except (ValueError, ValidationError) as exc:
+        return json.loads(line)
+    except ValueError as exc:
         raise BadRequest(f"The {what}'s first line is not valid: {str(exc)[:300]}") from None
 
 

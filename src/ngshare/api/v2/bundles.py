@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import anyio
 from fastapi import Request
@@ -31,13 +31,13 @@ from ngshare.api.v2.batches import (
     BodyReader,
     body_bytes,
     check_blobs,
-    first_line,
+    first_line_json,
     receive_blobs,
 )
 from ngshare.api.v2.schemas import Manifest, ManifestFile
 from ngshare.config import Limits
-from ngshare.domain.manifests import check_shape
-from ngshare.errors import BadRequest, NgshareError, TooLarge
+from ngshare.domain.manifests import check_shape, check_totals
+from ngshare.errors import BadRequest, NgshareError, TooLarge, about
 from ngshare.state import AppState
 from ngshare.storage import BlobStore
 
@@ -50,6 +50,8 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 MANIFEST_LIMIT = 16 * 1024 * 1024
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+B = TypeVar("B", bound=BaseModel)
 
 MANIFEST_BODY = {
     "requestBody": {
@@ -62,15 +64,21 @@ MANIFEST_BODY = {
 }
 
 
-class BundleHeader(BaseModel):
-    files: list[ManifestFile]
+class BundleBlobs(BaseModel):
+    """The part of a bundle's first line that every commit route shares."""
+
     blobs: list[BatchBlob] = []
 
 
 @dataclass
-class ManifestBody:
-    """The manifest of a request, and for a bundle the blobs still to be read."""
+class CommitBody(Generic[M]):
+    """The parsed head of a commit request, and for a bundle the blobs still to be read.
 
+    `files` lists every file the head names, across all its trees (a bulk
+    feedback request names many).
+    """
+
+    head: M
     files: list[ManifestFile]
     reader: BodyReader | None = None
     blobs: tuple[BatchBlob, ...] = ()
@@ -97,6 +105,13 @@ class ManifestBody:
             await self.reader.drain(DRAIN_LIMIT)
 
 
+Trees = list[tuple[str, list[ManifestFile]]]  # each tree's files, after a label for errors
+
+
+def manifest_trees(manifest: Manifest) -> Trees:
+    return [("", manifest.files)]
+
+
 async def checked_manifest(
     request: Request,
     state: AppState,
@@ -107,46 +122,101 @@ async def checked_manifest(
     """The request's manifest, once `check(*args)` has passed and a bundle's blobs are
     stored: what a commit route needs before it commits (a submission, which may
     answer with a replay instead, uses the steps itself)."""
+
+    def check_alone(*given: object) -> object:  # checked_commit adds the parsed head
+        return check(*given[:-1])
+
+    body = await checked_commit(request, state, user, Manifest, manifest_trees, check_alone, *args)
+    return body.files
+
+
+async def checked_commit(
+    request: Request,
+    state: AppState,
+    user: str,
+    model: type[M],
+    trees: Callable[[M], Trees],
+    check: Callable[..., object],
+    *args: object,
+) -> CommitBody[M]:
+    """The request's head (parsed as `model`, its trees found by `trees`), once
+    `check(*args, head)` has passed and a bundle's blobs are stored."""
     async with state.memory.hold(body_bytes(request)):
-        body = await manifest_body(request, state.limits)
-        await body.precheck(check, *args)
+        body = await commit_body(request, state.limits, model, trees)
+        await body.precheck(check, *args, body.head)
         await body.store_blobs(state.store, user)
-        return body.files
+        return body
 
 
-async def manifest_body(request: Request, limits: Limits) -> ManifestBody:
-    """Read the manifest (the whole JSON body, or a bundle's first line).
+async def manifest_body(request: Request, limits: Limits) -> CommitBody[Manifest]:
+    """Read the manifest (the whole JSON body, or a bundle's first line)."""
+    return await commit_body(request, limits, Manifest, manifest_trees)
+
+
+async def commit_body(
+    request: Request,
+    limits: Limits,
+    model: type[M],
+    trees: Callable[[M], Trees],
+) -> CommitBody[M]:
+    """Read the head (the whole JSON body, or a bundle's first line) as `model`;
+    each of its `trees` must be well formed and within the limits.
 
     A refusal reads the rest of the body first (up to DRAIN_LIMIT bytes).
     """
     reader = BodyReader(request.stream())
     try:
         if _media_type(request) != BUNDLE_MEDIA_TYPE:
-            return ManifestBody(_manifest(await _whole(reader)))
-        return await _bundle(reader, limits)
+            head = _parsed(model, await _whole(reader))  # its trees are checked at the commit
+            return CommitBody(head, _every_file(trees(head), limits))
+        return await _bundle(reader, limits, model, trees)
     except (NgshareError, RequestValidationError):
         await reader.drain(DRAIN_LIMIT)
         raise
 
 
-def _manifest(body: bytes) -> list[ManifestFile]:
+def _parsed(model: type[M], body: bytes) -> M:
     try:
-        return Manifest.model_validate_json(body).files
+        return model.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(_located(exc)) from None
 
 
-async def _bundle(reader: BodyReader, limits: Limits) -> ManifestBody:
-    header = await first_line(reader, MANIFEST_LIMIT, BundleHeader, "bundle")
-    check_shape(header.files, limits)  # before any byte is stored
-    check_blobs(header.blobs, limits)
-    named = {f.sha256: f.size for f in header.files}
-    for blob in header.blobs:
+def _every_file(trees: Trees, limits: Limits) -> list[ManifestFile]:
+    """Every file of `trees`; those of a bulk request share one upload's limits."""
+    every = [f for _, files in trees for f in files]
+    if len(trees) > 1:
+        check_totals(every, limits)
+    return every
+
+
+async def _bundle(
+    reader: BodyReader,
+    limits: Limits,
+    model: type[M],
+    trees: Callable[[M], Trees],
+) -> CommitBody[M]:
+    line = await first_line_json(reader, MANIFEST_LIMIT, "bundle")
+    head = _bundle_part(model, line)
+    for label, tree in trees(head):
+        with about(label):
+            check_shape(tree, limits)  # before any byte is stored
+    files = _every_file(trees(head), limits)
+    blobs = check_blobs(_bundle_part(BundleBlobs, line).blobs, limits)
+    named = {f.sha256: f.size for f in files}
+    for blob in blobs:
         if named.get(blob.sha256) != blob.size:
             raise BadRequest(
                 f"The bundle carries blob {blob.sha256}, which no file names with that size"
             )
-    return ManifestBody(header.files, reader, tuple(header.blobs))
+    return CommitBody(head, files, reader, tuple(blobs))
+
+
+def _bundle_part(model: type[B], line: object) -> B:
+    try:
+        return model.model_validate(line)
+    except ValidationError as exc:
+        raise BadRequest(f"The bundle's first line is not valid: {str(exc)[:300]}") from None
 
 
 async def _whole(reader: BodyReader) -> bytes:

@@ -1,4 +1,10 @@
-"""v2 feedback on one submission: replace, read, withdraw."""
+"""v2 feedback: on one submission replace, read, withdraw; on many, release at once.
+
+nbgrader's release_feedback hands back a whole class's feedback in one
+command. One request per student costs a write transaction (and its fsync) and
+an answer each; the bulk route commits every set of a request in one
+transaction, all or none.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,29 @@ from fastapi.responses import JSONResponse
 from ngshare.api.origin import V2Origin
 from ngshare.api.permissions import CourseContext
 from ngshare.api.v2.assignments import manifest_files
-from ngshare.api.v2.bundles import MANIFEST_BODY, checked_manifest
+from ngshare.api.v2.bundles import MANIFEST_BODY, Trees, checked_commit, checked_manifest
 from ngshare.api.v2.deps import CourseInstructor, InstructorOrSelf, State
-from ngshare.api.v2.schemas import FeedbackOut, ManifestFile
+from ngshare.api.v2.schemas import (
+    BulkFeedback,
+    BulkFeedbackOut,
+    FeedbackOut,
+    FeedbackReleased,
+    FeedbackSet,
+    ManifestFile,
+)
 from ngshare.api.v2.submissions import find_submission_row
 from ngshare.domain.audit import Origin
-from ngshare.domain.feedback import current_feedback, remove_feedback, set_feedback
-from ngshare.domain.filesets import list_files, manifest_digest
+from ngshare.domain.feedback import (
+    check_owners,
+    current_feedback,
+    one_release_at_a_time,
+    record_release,
+    release_feedback,
+    remove_feedback,
+    staged_sets,
+)
+from ngshare.domain.filesets import list_files
+from ngshare.domain.lookup import visible_assignment
 from ngshare.domain.manifests import check_manifest
 from ngshare.errors import NotFound
 from ngshare.state import AppState
@@ -66,22 +88,81 @@ def _replace(
     files: list[ManifestFile],
 ) -> FeedbackOut:
     staged = check_manifest(files, state.limits, state.store)
-    with state.db.write() as session:
-        old = current_feedback(session, submission_id)
-        if old is not None and old.fileset.digest == manifest_digest(staged):
-            return FeedbackOut(submission_id=submission_id, updated_at=old.created_at, files=files)
-        new = set_feedback(session, ctx.course_id, submission_id, staged, ctx.user.name)
-        origin.record(
-            session,
-            ctx.course,
-            "feedback_release",
-            ctx.user.name,
-            assignment=assignment,
-            student=student,
-            submission_id=submission_id,
-            digest=new.fileset.digest,
+    with one_release_at_a_time(), state.db.write() as session:
+        feedback, changed = release_feedback(
+            session, ctx.course_id, submission_id, staged, ctx.user.name
         )
-        return FeedbackOut(submission_id=submission_id, updated_at=new.created_at, files=files)
+        if changed:
+            record_release(
+                session, origin, ctx.course, ctx.user.name, assignment, student, feedback
+            )
+        return FeedbackOut(submission_id=submission_id, updated_at=feedback.created_at, files=files)
+
+
+BULK_PATH = "/courses/{course}/assignments/{assignment}/feedback"
+
+
+@router.post(BULK_PATH, response_model=BulkFeedbackOut, openapi_extra=MANIFEST_BODY)
+async def release_many(
+    assignment: str, request: Request, ctx: CourseInstructor, state: State, origin: V2Origin
+) -> BulkFeedbackOut:
+    """Release the feedback of many submissions at once, all or none.
+
+    The body is `{"feedback": [{"student", "submission_id", "files"}, ...]}`
+    (JSON), or a bundle whose first line is that object with `blobs` added.
+    Each set replaces its submission's feedback; a set equal to the feedback
+    already there changes nothing (`changed: false`). The sets share one
+    upload's limits on file count and total size.
+    """
+    body = await checked_commit(
+        request, state, ctx.user.name, BulkFeedback, _trees, _owned, state, ctx, assignment
+    )
+    return await anyio.to_thread.run_sync(
+        _replace_many, state, ctx, origin, assignment, body.head.feedback
+    )
+
+
+def _trees(head: BulkFeedback) -> Trees:
+    return [(_label(item), item.files) for item in head.feedback]
+
+
+def _label(item: FeedbackSet) -> str:
+    return f"Feedback for {item.student}/{item.submission_id}"
+
+
+def _owned(state: AppState, ctx: CourseContext, assignment: str, sets: BulkFeedback) -> int:
+    """The assignment's id, once every set names a submission of it by its student."""
+    with state.db.read() as session:
+        row = visible_assignment(session, ctx.course_id, assignment, True)
+        check_owners(session, row.id, [(s.student, s.submission_id) for s in sets.feedback])
+        return row.id
+
+
+def _replace_many(
+    state: AppState, ctx: CourseContext, origin: Origin, assignment: str, sets: list[FeedbackSet]
+) -> BulkFeedbackOut:
+    staged = staged_sets([(_label(s), s.files) for s in sets], state.limits, state.store)
+    released = []
+    with one_release_at_a_time(), state.db.write() as session:
+        row = visible_assignment(session, ctx.course_id, assignment, True)
+        check_owners(session, row.id, [(s.student, s.submission_id) for s in sets])  # still
+        for item, files in zip(sets, staged, strict=True):
+            feedback, changed = release_feedback(
+                session, ctx.course_id, item.submission_id, files, ctx.user.name
+            )
+            if changed:
+                record_release(
+                    session, origin, ctx.course, ctx.user.name, assignment, item.student, feedback
+                )
+            released.append(
+                FeedbackReleased(
+                    student=item.student,
+                    submission_id=item.submission_id,
+                    updated_at=feedback.created_at,
+                    changed=changed,
+                )
+            )
+    return BulkFeedbackOut(feedback=released)
 
 
 @router.get(PATH, response_model=FeedbackOut)

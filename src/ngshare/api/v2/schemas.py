@@ -203,3 +203,33 @@ class FeedbackOut(BaseModel):
     submission_id: int
     updated_at: datetime
     files: list[ManifestFile]
+
+
+BULK_FEEDBACK_SETS = 5000
+
+
+class FeedbackSet(BaseModel):
+    student: str = Field(description="Whose submission this feedback grades")
+    submission_id: int
+    files: list[ManifestFile]
+
+
+class BulkFeedback(BaseModel):
+    """Feedback for many submissions of one assignment, committed together."""
+
+    feedback: list[FeedbackSet] = Field(
+        min_length=1,
+        max_length=BULK_FEEDBACK_SETS,
+        description="One set per submission; each replaces that submission's feedback",
+    )
+
+
+class FeedbackReleased(BaseModel):
+    student: str
+    submission_id: int
+    updated_at: datetime
+    changed: bool = Field(description="False when the set equals the feedback already there")
+
+
+class BulkFeedbackOut(BaseModel):
+    feedback: list[FeedbackReleased]
