@@ -194,7 +194,8 @@ class Settings(BaseSettings):
     course_quota_mib: int = Field(
         204800,
         description="Storage one course may use in MiB, counting every release, submission, "
-        "feedback and solutions set at its full size (0: no quota).",
+        "feedback and solutions set at its full size (0: no quota). Checked by every route "
+        "that stores one, v1's included.",
     )
 
     @field_validator("admins", mode="before")

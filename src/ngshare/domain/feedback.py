@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -60,15 +61,22 @@ def _replace(
     return feedback
 
 
+class Released(NamedTuple):
+    feedback: Feedback
+    changed: bool
+    growth: int  # bytes the course now stores more (fewer, when negative)
+
+
 def release_feedback(
     session: Session, course_id: int, submission_id: int, files: list[StagedFile], user: str
-) -> tuple[Feedback, bool]:
-    """The submission's feedback once `files` are it, and whether that changed anything
-    (the same tree released again keeps the earlier set and its time)."""
+) -> Released:
+    """Make `files` the submission's feedback unless they already are (the same tree
+    released again keeps the earlier set and its time)."""
     old = current_feedback(session, submission_id)
     if old is not None and old.fileset.digest == manifest_digest(files):
-        return old, False
-    return _replace(session, course_id, submission_id, old, files, user), True
+        return Released(old, False, 0)
+    growth = sum(f.digest.size for f in files) - (old.fileset.total_size if old else 0)
+    return Released(_replace(session, course_id, submission_id, old, files, user), True, growth)
 
 
 def check_owners(session: Session, assignment_id: int, pairs: list[tuple[str, int]]) -> None:

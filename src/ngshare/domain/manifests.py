@@ -82,7 +82,9 @@ def course_usage(session: Session, course_id: int) -> int:
 
 
 def check_quota(session: Session, course_id: int, adding: int, limits: Limits) -> None:
-    if not limits.course_quota_bytes:
+    """413 when the course would store more than its quota with `adding` bytes more
+    (what this transaction's own changes add; nothing to check when they free some)."""
+    if not limits.course_quota_bytes or adding <= 0:
         return
     if course_usage(session, course_id) + adding > limits.course_quota_bytes:
         mib = limits.course_quota_bytes // 2**20

@@ -25,6 +25,7 @@ from ngshare.domain.filesets import (
     with_md5,
 )
 from ngshare.domain.lookup import fetchable_assignment, released_assignment
+from ngshare.domain.manifests import check_quota
 from ngshare.domain.policies import visible_to_students
 from ngshare.domain.releases import add_release, assignment_row
 from ngshare.errors import Conflict
@@ -88,6 +89,7 @@ def release_assignment(
             row = assignment_row(session, ctx.course_id, assignment)
             if row.current_release_id is not None:
                 raise Conflict("Assignment already exists")
+            check_quota(session, ctx.course_id, sum(f.digest.size for f in staged), state.limits)
             release = add_release(session, row, staged, ctx.user.name)
             origin.record(
                 session,

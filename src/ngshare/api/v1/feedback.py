@@ -11,7 +11,12 @@ from ngshare.api.origin import V1Origin
 from ngshare.api.v1.deps import CourseInstructor, InstructorOrSelf, State, V1Args
 from ngshare.api.v1.responses import ok, tree_response
 from ngshare.db.models import Feedback
-from ngshare.domain.feedback import one_release_at_a_time, record_release, set_feedback
+from ngshare.domain.feedback import (
+    current_feedback,
+    one_release_at_a_time,
+    record_release,
+    set_feedback,
+)
 from ngshare.domain.filesets import (
     commit_staged,
     list_files,
@@ -22,6 +27,7 @@ from ngshare.domain.lookup import (
     require_student,
     visible_assignment,
 )
+from ngshare.domain.manifests import check_quota
 from ngshare.timestamps import format_v1, parse_v1
 
 router = APIRouter(tags=["v1: feedback"])
@@ -44,6 +50,9 @@ def upload_feedback(
         submission_id = find_submission(session, row.id, student, stamp).id
     staged = commit_staged(args.staged_files())
     with one_release_at_a_time(), state.db.write() as session:
+        old = current_feedback(session, submission_id)
+        growth = sum(f.digest.size for f in staged) - (old.fileset.total_size if old else 0)
+        check_quota(session, ctx.course_id, growth, state.limits)
         feedback = set_feedback(session, ctx.course_id, submission_id, staged, ctx.user.name)
         record_release(session, origin, ctx.course, ctx.user.name, assignment, student, feedback)
     return ok()

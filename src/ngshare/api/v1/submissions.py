@@ -28,6 +28,7 @@ from ngshare.domain.lookup import (
     require_student,
     visible_assignment,
 )
+from ngshare.domain.manifests import check_quota
 from ngshare.domain.submissions import Submitter, add_submission, precheck_submission
 from ngshare.errors import Conflict
 from ngshare.timestamps import format_v1, parse_v1
@@ -77,9 +78,11 @@ def submit(
     with state.db.read() as session:
         precheck_submission(session, who, assignment)
     staged = commit_staged(args.staged_files())
+    size = sum(f.digest.size for f in staged)
     for _attempt in range(SUBMIT_ATTEMPTS):
         try:
             with state.db.write() as session:
+                check_quota(session, who.course_id, size, state.limits)
                 added = add_submission(session, who, assignment, staged, origin)
             return ok(timestamp=format_v1(added.submission.timestamp))
         except IntegrityError:

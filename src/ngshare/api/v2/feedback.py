@@ -38,7 +38,7 @@ from ngshare.domain.feedback import (
 )
 from ngshare.domain.filesets import list_files
 from ngshare.domain.lookup import visible_assignment
-from ngshare.domain.manifests import check_manifest
+from ngshare.domain.manifests import check_manifest, check_quota
 from ngshare.errors import NotFound
 from ngshare.state import AppState
 
@@ -89,10 +89,11 @@ def _replace(
 ) -> FeedbackOut:
     staged = check_manifest(files, state.limits, state.store)
     with one_release_at_a_time(), state.db.write() as session:
-        feedback, changed = release_feedback(
+        feedback, changed, growth = release_feedback(
             session, ctx.course_id, submission_id, staged, ctx.user.name
         )
         if changed:
+            check_quota(session, ctx.course_id, growth, state.limits)
             record_release(
                 session, origin, ctx.course, ctx.user.name, assignment, student, feedback
             )
@@ -146,10 +147,12 @@ def _replace_many(
     with one_release_at_a_time(), state.db.write() as session:
         row = visible_assignment(session, ctx.course_id, assignment, True)
         check_owners(session, row.id, [(s.student, s.submission_id) for s in sets])  # still
+        growth = 0
         for item, files in zip(sets, staged, strict=True):
-            feedback, changed = release_feedback(
+            feedback, changed, grew = release_feedback(
                 session, ctx.course_id, item.submission_id, files, ctx.user.name
             )
+            growth += grew
             if changed:
                 record_release(
                     session, origin, ctx.course, ctx.user.name, assignment, item.student, feedback
@@ -162,6 +165,7 @@ def _replace_many(
                     changed=changed,
                 )
             )
+        check_quota(session, ctx.course_id, growth, state.limits)  # a refusal rolls back all
     return BulkFeedbackOut(feedback=released)
 
 
