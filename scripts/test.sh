@@ -19,5 +19,6 @@ fi
 # -n auto: one pytest worker per CPU (pytest-xdist); every test has its own ports,
 # directories and database, so they run side by side. --dist loadscope keeps each
 # module on one worker: some modules are a story told in order over one module-scoped
-# server (the browser tests create a course, then use it), and their fixtures start once
-exec .venv/bin/pytest -n auto --dist loadscope "$@"
+# server (the browser tests create a course, then use it), and their fixtures start once.
+# --durations: the slowest tests in every log, to keep the suite under its time budget
+exec .venv/bin/pytest -n auto --dist loadscope --durations=15 "$@"
