@@ -11,6 +11,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ngshare import __version__, timestamps
@@ -24,7 +25,7 @@ from ngshare.background import background_tasks
 from ngshare.budget import MemoryBudget
 from ngshare.config import Settings
 from ngshare.db.engine import Database
-from ngshare.errors import NgshareError
+from ngshare.errors import Conflict, NgshareError
 from ngshare.metrics import Metrics
 from ngshare.middleware import ObservabilityMiddleware
 from ngshare.state import AppState
@@ -155,6 +156,20 @@ def install_error_handlers(app: FastAPI, v2_prefix: str) -> None:
                 reason="storage_unavailable",
             )
         return reply(request, error)
+
+    @app.exception_handler(IntegrityError)
+    async def _clash(request: Request, exc: IntegrityError) -> JSONResponse:
+        # two requests made the same row at once (the database refused the second);
+        # routes that can simply run again do (Database.write_retrying)
+        log.warning("Concurrent change refused on %s %s", request.method, request.url.path)
+        return reply(
+            request,
+            Conflict(
+                "Another request changed the same data at the same moment; nothing was "
+                "saved. Try again.",
+                reason="concurrent_change",
+            ),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -16,14 +16,17 @@ timeout.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -97,6 +100,19 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    def write_retrying(self, work: Callable[[Session], T], attempts: int = 3) -> T:
+        """`work(session)` in a write transaction, run again when another transaction
+        inserted the same row at the same moment (an IntegrityError at its insert or
+        commit). For upserts: the next attempt finds that row and updates it."""
+        for attempt in range(attempts):
+            try:
+                with self.write() as session:
+                    return work(session)
+            except IntegrityError:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

@@ -92,8 +92,10 @@ def add_student(request: Request, page: CourseInstructor, form: Form, state: Sta
     back = _roster_url(state, page)
     try:
         check_name(username, "user")
-        with state.db.write() as session:
-            added = roster.set_student(session, page.course_id, username, _names(form))
+        names = _names(form)
+        added = state.db.write_retrying(
+            lambda s: roster.set_student(s, page.course_id, username, names)
+        )
     except NgshareError as exc:
         return redirect(request, back, f"Student {username} not added: {exc.message}", kind="error")
     verb = "added" if added else "already on the roster; names updated"
@@ -130,8 +132,8 @@ def edit_student(
 ) -> RedirectResponse:
     username = text_field(form, "username")
     _student(state, page, username)
-    with state.db.write() as session:
-        roster.set_student(session, page.course_id, username, _names(form))
+    names = _names(form)
+    state.db.write_retrying(lambda s: roster.set_student(s, page.course_id, username, names))
     return redirect(request, _roster_url(state, page), f"Student {username} updated.")
 
 
@@ -190,8 +192,8 @@ async def upload_roster(
 
 
 def _import(state, page: CoursePage, rows) -> list[roster.StudentOutcome]:
-    with state.db.write() as session:
-        return roster.set_students(session, page.course_id, [r.as_v1() for r in rows])
+    entries = [r.as_v1() for r in rows]
+    return state.db.write_retrying(lambda s: roster.set_students(s, page.course_id, entries))
 
 
 # Instructors: admins only (as in the API)
@@ -205,8 +207,10 @@ def add_instructor(
     back = _roster_url(state, page)
     try:
         check_name(username, "user")
-        with state.db.write() as session:
-            added = roster.set_instructor(session, page.course_id, username, _names(form))
+        names = _names(form)
+        added = state.db.write_retrying(
+            lambda s: roster.set_instructor(s, page.course_id, username, names)
+        )
     except NgshareError as exc:
         return redirect(
             request, back, f"Instructor {username} not added: {exc.message}", kind="error"

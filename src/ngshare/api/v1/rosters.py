@@ -46,8 +46,7 @@ def set_instructor(
         raise PermissionDenied()
     check_name(instructor, "user")
     names = _names(args)
-    with state.db.write() as session:
-        roster.set_instructor(session, ctx.course_id, instructor, names)
+    state.db.write_retrying(lambda s: roster.set_instructor(s, ctx.course_id, instructor, names))
     return ok()
 
 
@@ -80,8 +79,7 @@ def list_instructors(ctx: CourseMember, state: State) -> JSONResponse:
 def set_student(student: str, ctx: CourseInstructor, args: V1Args, state: State) -> JSONResponse:
     check_name(student, "user")
     names = _names(args)
-    with state.db.write() as session:
-        roster.set_student(session, ctx.course_id, student, names)
+    state.db.write_retrying(lambda s: roster.set_student(s, ctx.course_id, student, names))
     return ok()
 
 
@@ -125,8 +123,7 @@ def _parse_students(raw: str | None) -> list[dict[str, str]]:
 def set_students(ctx: CourseInstructor, args: V1Args, state: State) -> JSONResponse:
     """Add or update many students at once; the answer reports each entry."""
     students = _parse_students(args.get("students"))
-    with state.db.write() as session:
-        outcomes = roster.set_students(session, ctx.course_id, students)
+    outcomes = state.db.write_retrying(lambda s: roster.set_students(s, ctx.course_id, students))
     status = [
         {"username": o.username, "success": True}
         if o.success

@@ -128,12 +128,15 @@ def _save_settings(
     check_name(assignment, "assignment")
     if not fields:
         raise BadRequest("Nothing to change: give at least one setting")
-    with state.db.write() as session:
+
+    def save(session: Session) -> AssignmentSettings:
         row = assignment_row(session, ctx.course_id, assignment)
         _apply(row, body, fields)
         origin.record(session, ctx.course, "settings", ctx.user.name, assignment=assignment)
         session.flush()
         return settings_of(session, ctx, row)
+
+    return state.db.write_retrying(save)  # two requests may create the assignment at once
 
 
 @router.put(BASE + "/settings", response_model=AssignmentSettings)
@@ -184,38 +187,50 @@ def put_extension(
 ) -> ExtensionOut:
     """Give a student their own deadline (replacing an earlier extension). Submissions
     already made keep the on-time flag they got."""
-    with state.db.write() as session:
-        row = _assignment(session, ctx, assignment)
-        on_roster = session.scalar(
-            select(Member.id).where(
-                Member.course_id == ctx.course_id,
-                Member.username == student,
-                Member.role == "student",
-            )
+    return state.db.write_retrying(
+        lambda session: _put_extension(session, assignment, student, body, ctx, origin)
+    )  # two requests for one student may insert at once: the second attempt updates
+
+
+def _put_extension(
+    session: Session,
+    assignment: str,
+    student: str,
+    body: ExtensionIn,
+    ctx: CourseContext,
+    origin: Origin,
+) -> ExtensionOut:
+    row = _assignment(session, ctx, assignment)
+    on_roster = session.scalar(
+        select(Member.id).where(
+            Member.course_id == ctx.course_id,
+            Member.username == student,
+            Member.role == "student",
         )
-        if on_roster is None:
-            raise NotFound(f"Student not found: {student} is not a student of {ctx.course}")
-        if (body.due_at is None) == (body.extra_seconds is None):
-            raise BadRequest("Give either due_at or extra_seconds")
-        if body.due_at is not None:
-            due = parse_moment(body.due_at, row.timezone)
-        else:
-            if row.due_at is None:
-                raise BadRequest(f"{assignment} has no deadline to extend: set one, or give due_at")
-            due = row.due_at + timedelta(seconds=body.extra_seconds or 0)
-        found = session.scalar(
-            select(Extension).where(Extension.assignment_id == row.id, Extension.student == student)
-        )
-        if found is None:
-            found = Extension(assignment_id=row.id, student=student)
-            session.add(found)
-        found.due_at = due
-        found.created_by = ctx.user.name
-        origin.record(
-            session, ctx.course, "extension", ctx.user.name, assignment=assignment, student=student
-        )
-        session.flush()
-        return _extension_out(found, row.timezone)
+    )
+    if on_roster is None:
+        raise NotFound(f"Student not found: {student} is not a student of {ctx.course}")
+    if (body.due_at is None) == (body.extra_seconds is None):
+        raise BadRequest("Give either due_at or extra_seconds")
+    if body.due_at is not None:
+        due = parse_moment(body.due_at, row.timezone)
+    else:
+        if row.due_at is None:
+            raise BadRequest(f"{assignment} has no deadline to extend: set one, or give due_at")
+        due = row.due_at + timedelta(seconds=body.extra_seconds or 0)
+    found = session.scalar(
+        select(Extension).where(Extension.assignment_id == row.id, Extension.student == student)
+    )
+    if found is None:
+        found = Extension(assignment_id=row.id, student=student)
+        session.add(found)
+    found.due_at = due
+    found.created_by = ctx.user.name
+    origin.record(
+        session, ctx.course, "extension", ctx.user.name, assignment=assignment, student=student
+    )
+    session.flush()
+    return _extension_out(found, row.timezone)
 
 
 @router.delete(BASE + "/extensions/{student}")
