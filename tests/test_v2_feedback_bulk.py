@@ -2,6 +2,7 @@
 
 import json
 
+import httpx
 import pytest
 
 from ngshare.client import FeedbackFiles, LocalFile, NgshareClient
@@ -194,3 +195,33 @@ def test_releases_racing_for_one_submission_never_fail_with_500(http, course, ma
     assert 200 in statuses
     files = inst.get(one).json()["files"]
     assert len(files) == 1 and files[0]["sha256"] in {sha(r) for r in reports}
+
+
+class WithoutBulkRoute(Recording):
+    """The real server, except that the bulk route answers as a server from before it
+    existed would (404, reason http). Not a real older server: none is installable
+    here; every other request reaches the real one."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/assignments/ps1/feedback"):
+            request.read()
+            self.sent.append("POST assignments/ps1/feedback")
+            error = {"status": 404, "reason": "http", "message": "Not found"}
+            return httpx.Response(404, json={"error": error})
+        return super().handle_request(request)
+
+
+def test_a_server_without_the_bulk_route_gets_one_request_per_set(server, course, made, tmp_path):
+    sets = [
+        FeedbackFiles(s, made[s], feedback_files(tmp_path / s, {"r.html": s.encode()}))
+        for s in ("stu1", "stu2")
+    ]
+    transport = WithoutBulkRoute()
+    with NgshareClient(server.url, token_for("inst1"), transport=transport) as inst:
+        released = inst.put_feedback_many(course, "ps1", sets, per_request=1)
+    puts = [f"PUT assignments/ps1/submissions/{s}/{made[s]}/feedback" for s in ("stu1", "stu2")]
+    # asked once; after the 404 every set goes by itself
+    assert transport.sent == ["POST assignments/ps1/feedback", *puts]
+    assert [(r["student"], r["changed"]) for r in released] == [("stu1", None), ("stu2", None)]
+    with NgshareClient(server.url, token_for("stu2")) as stu:
+        assert stu.feedback(course, "ps1", "stu2", made["stu2"])["files"][0]["size"] == 4

@@ -99,6 +99,7 @@ class NgshareClient:
         # (the same data file in every student's submission crosses the network once)
         self.local_copies = LocalCopies(link_min)
         self._prefetched: list[Path] = []
+        self.bulk_feedback = True  # until a server answers that it has no such route
         self.http = httpx.Client(
             base_url=url.rstrip("/") + "/v2/",
             headers=headers,
@@ -424,26 +425,51 @@ class NgshareClient:
     ) -> list[dict]:
         """Release many submissions' feedback: `per_request` sets per request, each
         request all or none. Returns one answer per set (student, submission_id,
-        updated_at, changed), in order."""
+        updated_at, changed), in order.
+
+        A server older than the bulk route (the hub's service upgraded after the
+        notebook images) gets one request per set instead; `changed` is then None.
+        """
         released: list[dict] = []
         for start in range(0, len(sets), per_request):
             chunk = sets[start : start + per_request]
-            head = {
-                "feedback": [
-                    {
-                        "student": s.student,
-                        "submission_id": s.submission_id,
-                        "files": [f.manifest_entry() for f in s.files],
-                    }
-                    for s in chunk
-                ]
-            }
-            files = [f for s in chunk for f in s.files]
-            path = f"courses/{_q(course)}/assignments/{_q(assignment)}/feedback"
-            label = f"feedback for {len(chunk)} submissions"
-            answer = self.commit_files("POST", path, course, files, label, head=head)
-            released += answer["feedback"]
+            if self.bulk_feedback:
+                try:
+                    released += self._feedback_chunk(course, assignment, chunk)
+                    continue
+                except ClientError as exc:
+                    if not (exc.status == 404 and exc.reason == "http"):  # not a missing route
+                        raise
+                    self.bulk_feedback = False
+            released += [self._feedback_one(course, assignment, item) for item in chunk]
         return released
+
+    def _feedback_chunk(self, course: str, assignment: str, sets: list[FeedbackFiles]) -> list:
+        head = {
+            "feedback": [
+                {
+                    "student": s.student,
+                    "submission_id": s.submission_id,
+                    "files": [f.manifest_entry() for f in s.files],
+                }
+                for s in sets
+            ]
+        }
+        files = [f for s in sets for f in s.files]
+        path = f"courses/{_q(course)}/assignments/{_q(assignment)}/feedback"
+        label = f"feedback for {len(sets)} submissions"
+        return self.commit_files("POST", path, course, files, label, head=head)["feedback"]
+
+    def _feedback_one(self, course: str, assignment: str, item: FeedbackFiles) -> dict:
+        answer = self.put_feedback_files(
+            course, assignment, item.student, item.submission_id, item.files
+        )
+        return {
+            "student": item.student,
+            "submission_id": item.submission_id,
+            "updated_at": answer["updated_at"],
+            "changed": None,
+        }
 
     def withdraw_feedback(
         self, course: str, assignment: str, student: str, submission_id: int

@@ -99,7 +99,7 @@ class ExchangeReleaseFeedback(Exchange, ABCExchangeReleaseFeedback):
                     assignment,
                     item["student"],
                     item["submission_id"],
-                    "" if item["changed"] else ", unchanged",
+                    ", unchanged" if item["changed"] is False else "",
                 )
         if unmatched:
             self.fail(
