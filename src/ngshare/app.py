@@ -16,8 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ngshare import __version__, timestamps
 from ngshare.api import health
+from ngshare.api.docs import add_component_schemas
 from ngshare.api.v1 import build_router as build_v1
 from ngshare.api.v2 import build_router as build_v2
+from ngshare.api.v2.schemas import BulkFeedback, Manifest
 from ngshare.auth import build_authenticator
 from ngshare.auth.cookies import CookieSigner
 from ngshare.auth.login import build_router as build_login
@@ -93,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_login(state.authenticator, state.signer, prefix, with_form))
     app.include_router(build_web(prefix))
     install_error_handlers(app, prefix + "v2/")
+    add_component_schemas(app, [Manifest, BulkFeedback])  # the commit routes' JSON bodies
     return app
 
 

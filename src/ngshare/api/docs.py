@@ -7,8 +7,10 @@ describe the two error shapes (`ngshare.app.error_body`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel
 
 ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 416, 503, 507)
@@ -56,3 +58,26 @@ def query(*names: str) -> dict[str, Any]:
             for name in names
         ]
     }
+
+
+def add_component_schemas(app: FastAPI, models: Iterable[type[BaseModel]]) -> None:
+    """Put `models`, and the models they use, into the document's components.
+
+    A route that reads its body itself (a JSON manifest or a bundle) names its
+    JSON schema by `$ref` in `openapi_extra`; FastAPI only lists the models it
+    sees in signatures, so without this the reference would point nowhere.
+    """
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, used in schema.pop("$defs", {}).items():
+                    schemas.setdefault(name, used)
+                schemas.setdefault(model.__name__, schema)
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]

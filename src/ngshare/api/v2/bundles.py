@@ -53,15 +53,22 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 B = TypeVar("B", bound=BaseModel)
 
-MANIFEST_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Manifest"}},
-            BUNDLE_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
-        },
+
+def commit_body_doc(model: type[BaseModel]) -> dict:
+    """`openapi_extra` of a commit route: JSON `model`, or a bundle (see above); the
+    app lists `model` among the document's schemas (`api.docs.add_component_schemas`)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}},
+                BUNDLE_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
     }
-}
+
+
+MANIFEST_BODY = commit_body_doc(Manifest)
 
 
 class BundleBlobs(BaseModel):

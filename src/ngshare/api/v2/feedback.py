@@ -15,7 +15,13 @@ from fastapi.responses import JSONResponse
 from ngshare.api.origin import V2Origin
 from ngshare.api.permissions import CourseContext
 from ngshare.api.v2.assignments import manifest_files
-from ngshare.api.v2.bundles import MANIFEST_BODY, Trees, checked_commit, checked_manifest
+from ngshare.api.v2.bundles import (
+    MANIFEST_BODY,
+    Trees,
+    checked_commit,
+    checked_manifest,
+    commit_body_doc,
+)
 from ngshare.api.v2.deps import CourseInstructor, InstructorOrSelf, State
 from ngshare.api.v2.schemas import (
     BulkFeedback,
@@ -103,7 +109,7 @@ def _replace(
 BULK_PATH = "/courses/{course}/assignments/{assignment}/feedback"
 
 
-@router.post(BULK_PATH, response_model=BulkFeedbackOut, openapi_extra=MANIFEST_BODY)
+@router.post(BULK_PATH, response_model=BulkFeedbackOut, openapi_extra=commit_body_doc(BulkFeedback))
 async def release_many(
     assignment: str, request: Request, ctx: CourseInstructor, state: State, origin: V2Origin
 ) -> BulkFeedbackOut:
