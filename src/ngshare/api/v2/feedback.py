@@ -152,7 +152,8 @@ def _replace_many(
     released = []
     with one_release_at_a_time(), state.db.write() as session:
         row = visible_assignment(session, ctx.course_id, assignment, True)
-        check_owners(session, row.id, [(s.student, s.submission_id) for s in sets])  # still
+        # again, inside the transaction: a submission may have gone since the precheck
+        check_owners(session, row.id, [(s.student, s.submission_id) for s in sets])
         growth = 0
         for item, files in zip(sets, staged, strict=True):
             feedback, changed, grew = release_feedback(
