@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 from starlette.concurrency import iterate_in_threadpool
 
 from ngshare.storage.base import BlobStore
@@ -20,6 +21,7 @@ from ngshare.storage.base import BlobStore
 # the downloads is what the server holds; 256 KiB keeps that near 10 MB.
 SEND_CHUNK = 256 * 1024
 NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux: read only what the page cache holds
+YIELD_EVERY = 4 * 1024 * 1024  # bytes read from the page cache between turns of the event loop
 
 
 def blob_pieces(
@@ -58,8 +60,14 @@ async def file_pieces(
     try:
         if stop is None:
             stop = os.fstat(fd).st_size
-        position, nowait = start, NOWAIT
+        position, nowait, unyielded = start, NOWAIT, 0
         while position < stop:
+            if unyielded >= YIELD_EVERY:
+                # reads from the page cache and sends into a socket with room (or into
+                # one whose client hung up) never wait: without this the loop would
+                # serve nobody else, nor hear of a disconnect, until the file ends
+                await anyio.lowlevel.checkpoint()
+                unyielded = 0
             buffer = bytearray(min(piece() if callable(piece) else piece, stop - position))
             got = 0
             if nowait is not None:
@@ -73,8 +81,11 @@ async def file_pieces(
                     nowait = None  # this filesystem cannot: threads from now on
             if got == 0:
                 got = await anyio.to_thread.run_sync(os.preadv, fd, [buffer], position)
+                unyielded = 0
                 if got == 0:
                     break  # the file ends early: the response comes up short
+            else:
+                unyielded += got
             position += got
             yield memoryview(buffer)[:got]
     finally:
