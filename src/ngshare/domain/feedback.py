@@ -75,8 +75,13 @@ def release_feedback(
     old = current_feedback(session, submission_id)
     if old is not None and old.fileset.digest == manifest_digest(files):
         return Released(old, False, 0)
-    growth = sum(f.digest.size for f in files) - (old.fileset.total_size if old else 0)
+    growth = replacement_growth(old, files)
     return Released(_replace(session, course_id, submission_id, old, files, user), True, growth)
+
+
+def replacement_growth(old: Feedback | None, files: list[StagedFile]) -> int:
+    """Bytes the course stores more once `files` replace `old` (fewer, when negative)."""
+    return sum(f.digest.size for f in files) - (old.fileset.total_size if old else 0)
 
 
 def check_owners(session: Session, assignment_id: int, pairs: list[tuple[str, int]]) -> None:

@@ -15,6 +15,7 @@ from ngshare.domain.feedback import (
     current_feedback,
     one_release_at_a_time,
     record_release,
+    replacement_growth,
     set_feedback,
 )
 from ngshare.domain.filesets import (
@@ -51,8 +52,7 @@ def upload_feedback(
     staged = commit_staged(args.staged_files())
     with one_release_at_a_time(), state.db.write() as session:
         old = current_feedback(session, submission_id)
-        growth = sum(f.digest.size for f in staged) - (old.fileset.total_size if old else 0)
-        check_quota(session, ctx.course_id, growth, state.limits)
+        check_quota(session, ctx.course_id, replacement_growth(old, staged), state.limits)
         feedback = set_feedback(session, ctx.course_id, submission_id, staged, ctx.user.name)
         record_release(session, origin, ctx.course, ctx.user.name, assignment, student, feedback)
     return ok()

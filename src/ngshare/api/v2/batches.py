@@ -143,7 +143,11 @@ def _ended_early(left: int) -> BadRequest:
 async def first_line(reader: BodyReader, limit: int, model: type[M], what: str) -> M:
     """The body's first line, parsed as `model`; a 400 naming the `what` (batch,
     bundle) when the line is missing, too long or not valid."""
-    line = await first_line_json(reader, limit, what)
+    return line_as(model, await first_line_json(reader, limit, what), what)
+
+
+def line_as(model: type[M], line: object, what: str) -> M:
+    """A first line's JSON as `model`; a 400 naming the `what` when it does not fit."""
     try:
         return model.model_validate(line)
     except ValidationError as exc:

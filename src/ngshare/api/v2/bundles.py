@@ -32,6 +32,7 @@ from ngshare.api.v2.batches import (
     body_bytes,
     check_blobs,
     first_line_json,
+    line_as,
     receive_blobs,
 )
 from ngshare.api.v2.schemas import Manifest, ManifestFile
@@ -51,7 +52,6 @@ MANIFEST_LIMIT = 16 * 1024 * 1024
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-B = TypeVar("B", bound=BaseModel)
 
 
 def commit_body_doc(model: type[BaseModel]) -> dict:
@@ -204,12 +204,13 @@ async def _bundle(
     trees: Callable[[M], Trees],
 ) -> CommitBody[M]:
     line = await first_line_json(reader, MANIFEST_LIMIT, "bundle")
-    head = _bundle_part(model, line)
-    for label, tree in trees(head):
+    head = line_as(model, line, "bundle")
+    named_trees = trees(head)
+    for label, tree in named_trees:
         with about(label):
             check_shape(tree, limits)  # before any byte is stored
-    files = _every_file(trees(head), limits)
-    blobs = check_blobs(_bundle_part(BundleBlobs, line).blobs, limits)
+    files = _every_file(named_trees, limits)
+    blobs = check_blobs(line_as(BundleBlobs, line, "bundle").blobs, limits)
     named = {f.sha256: f.size for f in files}
     for blob in blobs:
         if named.get(blob.sha256) != blob.size:
@@ -217,13 +218,6 @@ async def _bundle(
                 f"The bundle carries blob {blob.sha256}, which no file names with that size"
             )
     return CommitBody(head, files, reader, tuple(blobs))
-
-
-def _bundle_part(model: type[B], line: object) -> B:
-    try:
-        return model.model_validate(line)
-    except ValidationError as exc:
-        raise BadRequest(f"The bundle's first line is not valid: {str(exc)[:300]}") from None
 
 
 async def _whole(reader: BodyReader) -> bytes:

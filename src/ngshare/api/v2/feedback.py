@@ -137,12 +137,11 @@ def _label(item: FeedbackSet) -> str:
     return f"Feedback for {item.student}/{item.submission_id}"
 
 
-def _owned(state: AppState, ctx: CourseContext, assignment: str, sets: BulkFeedback) -> int:
-    """The assignment's id, once every set names a submission of it by its student."""
+def _owned(state: AppState, ctx: CourseContext, assignment: str, sets: BulkFeedback) -> None:
+    """Refuse unless every set names a submission of the assignment by its student."""
     with state.db.read() as session:
         row = visible_assignment(session, ctx.course_id, assignment, True)
         check_owners(session, row.id, [(s.student, s.submission_id) for s in sets.feedback])
-        return row.id
 
 
 def _replace_many(
