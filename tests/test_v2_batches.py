@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import threading
 import time
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from ngshare.client import NgshareClient
 from ngshare.client.local import BackgroundSink, HashCache, LocalCopies
 from ngshare.client.trees import scan_tree
+from ngshare.storage.direct import DirectAppender
 from tests.servers import token_for
 
 MEDIA = "application/vnd.ngshare.blob-batch"
@@ -251,11 +253,64 @@ def test_background_sink_writes_large_downloads_past_the_page_cache(tmp_path):
     chunks = [os.urandom(n) for n in (65_536, 1 << 20, 3, 5 << 20, 4095, 70_001)]
     with (tmp_path / "out").open("wb") as handle:
         sink = BackgroundSink(handle, hashlib.sha256(), direct=True)
-        assert sink._out is not handle, "O_DIRECT unavailable on the test filesystem"
+        assert sink._appender is not None, "O_DIRECT unavailable on the test filesystem"
         for chunk in chunks:
             sink.write(chunk)
         assert sink.hexdigest() == sha(b"".join(chunks))
+        assert sink._appender.direct_fd is not None, "a write fell back from O_DIRECT"
     assert (tmp_path / "out").read_bytes() == b"".join(chunks)
+
+
+def test_background_sink_continues_a_file_from_an_unaligned_offset(tmp_path, monkeypatch):
+    direct_bytes = []
+    original = DirectAppender._write_blocks
+
+    def counted(self, view, position):
+        direct_bytes.append(len(view))
+        original(self, view, position)
+
+    monkeypatch.setattr(DirectAppender, "_write_blocks", counted)
+    head = os.urandom(5000)  # the part a first attempt wrote: not a whole block
+    (tmp_path / "out").write_bytes(head)
+    chunks = [os.urandom(n) for n in (100, 3 << 20, 8192, 12_345, 1 << 20)]
+    with (tmp_path / "out").open("ab") as handle:
+        sink = BackgroundSink(handle, hashlib.sha256(), batch=1 << 20, direct=True)
+        assert sink.received == len(head)
+        for chunk in chunks:
+            sink.write(chunk)
+        assert sink.hexdigest() == sha(b"".join(chunks))
+        assert sink._appender.direct_fd is not None, "a write fell back from O_DIRECT"
+    assert (tmp_path / "out").read_bytes() == head + b"".join(chunks)
+    # all but the head up to the first block boundary and the last partial block
+    assert sum(direct_bytes) == (len(head) + sum(map(len, chunks))) // 4096 * 4096 - 8192
+
+
+def test_background_sink_holds_at_most_its_ring_while_the_disk_lags(tmp_path):
+    class SlowDigest:
+        """sha256 that waits for `go` before its first update: a disk or CPU far behind."""
+
+        def __init__(self) -> None:
+            self.inner, self.go = hashlib.sha256(), threading.Event()
+
+        def update(self, data) -> None:
+            assert self.go.wait(30)
+            self.inner.update(data)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    digest, data = SlowDigest(), os.urandom(1 << 20)
+    with (tmp_path / "out").open("wb") as handle:
+        sink = BackgroundSink(handle, digest, batch=65_536, depth=2)
+        receiver = threading.Thread(target=sink.write, args=(data,))
+        receiver.start()
+        receiver.join(0.5)
+        assert receiver.is_alive(), "the receiver ran 16 batches ahead of the hashing"
+        assert sink._made == 4  # depth + 2 buffers, all waiting for the hash
+        digest.go.set()
+        receiver.join(30)
+        assert sink.hexdigest() == sha(data)
+    assert (tmp_path / "out").read_bytes() == data
 
 
 def test_background_sink_raises_a_failed_write(tmp_path):

@@ -34,11 +34,16 @@ class DirectAppender:
         self.direct_fd: int | None = os.open(path, os.O_WRONLY | O_DIRECT)
         self.fd = fd
         self.position = offset  # where the buffer's first byte belongs
-        self.buffer = mmap.mmap(-1, BUFFER)
-        self.view = memoryview(self.buffer)
+        self.buffer: mmap.mmap | None = None  # made by the first `write`
+        self.view = memoryview(b"")
         self.filled = 0
+        self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append `data`, gathered in this appender's own aligned buffer."""
+        if self.buffer is None:
+            self.buffer = mmap.mmap(-1, BUFFER)
+            self.view = memoryview(self.buffer)
         data = memoryview(data).cast("B")
         if self.position % ALIGN and not self.filled and data:
             head = data[: -self.position % ALIGN]
@@ -70,22 +75,35 @@ class DirectAppender:
                 os.ftruncate(self.fd, position)  # a part written before the refusal goes
         _write_all(self.fd, view, position)
 
+    def write_at(self, data: memoryview, position: int) -> None:
+        """Write `data` at `position` without gathering it first: the caller's buffer
+        is page-aligned memory (an mmap) that it keeps unchanged until this returns.
+
+        Whole blocks go with O_DIRECT when `position` is block-aligned; a tail
+        shorter than a block, or all of `data` at an unaligned position, the
+        ordinary way. Not to be mixed with `write`, which has its own position.
+        """
+        whole = 0 if position % ALIGN else len(data) - len(data) % ALIGN
+        if whole:
+            self._write_blocks(data[:whole], position)
+        _write_all(self.fd, data[whole:], position + whole)
+
     def close(self, keep: bool = True) -> None:
         """Write what is buffered (unless `keep` is False) and release the buffer."""
-        if self.buffer.closed:
+        if self.closed:
             return
+        self.closed = True
         try:
             if keep and self.filled:
-                whole = self.filled - self.filled % ALIGN
-                self._write_blocks(self.view[:whole], self.position)
-                _write_all(self.fd, self.view[whole : self.filled], self.position + whole)
+                self.write_at(self.view[: self.filled], self.position)
                 self.position += self.filled
         finally:
             self.filled = 0
             if self.direct_fd is not None:
                 os.close(self.direct_fd)
             self.view.release()
-            self.buffer.close()
+            if self.buffer is not None:
+                self.buffer.close()
 
 
 def open_direct(path: Path, fd: int, offset: int) -> DirectAppender | None:
