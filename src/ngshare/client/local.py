@@ -198,11 +198,11 @@ class BackgroundSink(InlineSink):
     done with it, so a receiver ahead of the disk waits for one: memory stays
     at the ring's size. Writing then hashing on one thread capped a download
     at about 1 GB/s here; gathering into a new buffer per batch, then copying
-    it again into an aligned one for O_DIRECT, cost 0.3-0.4 s of CPU per GiB
+    it again into an aligned one for O_DIRECT, cost 0.3 s of CPU per GiB
     more (2 GiB downloads: 701-774 MB/s against 831-964 MB/s with the ring).
     Three buffers of 16 MiB (48 MiB) rather than six of 4 MiB: a quarter of
-    the hand-offs and syscalls, 0.5 s less CPU per 4 GiB (854-871 MB/s
-    against 890-955 MB/s, from the server's page cache).
+    the hand-offs and syscalls, 0.5 s less CPU per 4 GiB (890-955 MB/s
+    against 854-871 MB/s, from the server's page cache).
     A failed write is raised by the next hand-off or by `close`; the threads
     keep draining, so the receiver never blocks on them.
     `direct`: write with O_DIRECT where the filesystem allows, as the server
