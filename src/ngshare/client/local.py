@@ -267,7 +267,7 @@ class BackgroundSink(InlineSink):
                 self._hand_off()
 
     def _hand_off(self) -> None:
-        batch = _Batch(self._current, self._filled, self._position)
+        batch = _Batch(self._current, memoryview(self._current)[: self._filled], self._position)
         for jobs in self._queues:
             jobs.put(batch)
         self._position += self._filled
@@ -275,15 +275,13 @@ class BackgroundSink(InlineSink):
         self._current = self._buffer()
 
     def _write_batch(self, batch: _Batch) -> None:
-        with memoryview(batch.buffer) as view:
-            if self._appender is not None:
-                self._appender.write_at(view[: batch.length], batch.position)
-            else:
-                self.handle.write(view[: batch.length])
+        if self._appender is not None:
+            self._appender.write_at(batch.data, batch.position)
+        else:
+            self.handle.write(batch.data)
 
     def _hash_batch(self, batch: _Batch) -> None:
-        with memoryview(batch.buffer) as view:
-            self.digest.update(view[: batch.length])
+        self.digest.update(batch.data)
 
     def _run(self, jobs: queue.Queue[_Batch | None], work: Callable[[_Batch], Any]) -> None:
         while (batch := jobs.get()) is not None:
@@ -319,10 +317,10 @@ class BackgroundSink(InlineSink):
 class _Batch:
     """A full buffer of the ring, handed to the writing and the hashing thread."""
 
-    __slots__ = ("buffer", "length", "position", "users")
+    __slots__ = ("buffer", "data", "position", "users")
 
-    def __init__(self, buffer: mmap.mmap, length: int, position: int) -> None:
+    def __init__(self, buffer: mmap.mmap, data: memoryview, position: int) -> None:
         self.buffer = buffer
-        self.length = length
+        self.data = data  # the filled part of `buffer`
         self.position = position
         self.users = 2  # back to the ring when both threads are done with it
