@@ -44,6 +44,7 @@ from bench.v1 import V1Client, V1Cycle
 from bench.v2 import V2Cycle, make_client
 from bench.workers import Clients, Task, run_processes
 from bench.workload import Workload
+from ngshare.client.known import KnownBlobs, beside
 from ngshare.client.local import HashCache
 
 CYCLE = ["release", "fetch", "submit", "collect", "feedback", "fetch_feedback"]
@@ -134,10 +135,11 @@ class Runner:
         return V1Client(self.url_for(user), self.auth, user, self.args.timeout)
 
     def v2_client(self, user: str, cycle: V2Cycle) -> Any:
-        """As the nbgrader plugin: the user's hash cache lives in their own files."""
+        """As the nbgrader plugin: the user's hash cache and known blobs live in their files."""
         client = make_client(self.url_for(user), self.auth, user, self.args.timeout)
         if user != self.args.instructor:  # the instructor's many clients keep theirs in memory
             client.hashes = HashCache(cycle.hash_cache_path(user))
+            client.known = KnownBlobs(beside(cycle.hash_cache_path(user)))
         return client
 
     def setup(self, v1: V1Cycle) -> None:

@@ -114,6 +114,10 @@ def test_full_nbgrader_cycle(venv, server, tmp_path):
     stu1 = students["stu1"]
     first, second = timestamps["stu1"]
     assert first < second and first.endswith(" UTC")
+    # What the course holds is remembered beside the hash cache, for the next submit.
+    known = json.loads((stu1.home / ".local/share/jupyter/ngshare/hashes.blobs.json").read_text())
+    [course_blobs] = [v for k, v in known.items() if k.endswith(f"/courses/{COURSE}")]
+    assert {f["sha256"] for f in release["files"]} <= set(course_blobs)
 
     cache = stu1.home / ".local/share/jupyter/nbgrader_cache" / COURSE
     cached = cache / f"stu1+{PS}+{second}"

@@ -185,17 +185,22 @@ def test_feedback_takes_a_bundle_too(http, course, released):
 
 
 class Recording(httpx.BaseTransport):
-    """The real transport, recording each request; `lie_missing` answers the
-    missing-blobs question with "none" (as if a blob vanished right after)."""
+    """The real transport, recording each request and the blobs each bundle
+    carries; `lie_missing` answers the missing-blobs question with "none" (as
+    if a blob vanished right after)."""
 
     def __init__(self, lie_missing: bool = False) -> None:
         self.inner = httpx.HTTPTransport()
         self.lie_missing = lie_missing
         self.sent: list[str] = []
+        self.carried: list[list[str]] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.split("/v2/courses/", 1)[-1].split("/", 1)[-1]
         self.sent.append(f"{request.method} {path}")
+        if request.headers.get("content-type") == BUNDLE:
+            head = json.loads(request.read().split(b"\n", 1)[0])
+            self.carried.append([blob["sha256"] for blob in head.get("blobs", [])])
         if self.lie_missing and path == "blobs/missing":
             request.read()
             return httpx.Response(200, json={"missing": []})

@@ -29,6 +29,7 @@ import httpx
 
 from ngshare.client import batches
 from ngshare.client.errors import ClientError
+from ngshare.client.known import KnownBlobs
 from ngshare.client.local import BackgroundSink, HashCache, InlineSink, LocalCopies
 from ngshare.client.trees import LocalFile, NoProgress, Progress, safe_target, scan_tree
 
@@ -37,7 +38,11 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 UPLOAD_CHUNK = 4 * 1024 * 1024
 HASH_ALONGSIDE = 64 * 1024 * 1024  # larger downloads are written and hashed on a second thread
-ASK_FIRST = 64 * 1024  # smaller uploads are sent without asking which blobs are missing
+# Uploads this small are sent without first asking which blobs are missing;
+# files the client knows the server holds (`KnownBlobs`) are left out first,
+# so the rest is new to the server unless another user sent the same bytes.
+ASK_FIRST = 64 * 1024
+ASK_FIRST_KNOWING = 2 * 1024 * 1024  # when the client knows what this course holds
 # a class's feedback in one request or a few, each all or none (the server takes up to 5000)
 FEEDBACK_SETS_PER_REQUEST = 250
 
@@ -69,6 +74,8 @@ class NgshareClient:
     Give `token` for JupyterHub / token-file servers, or `user` for a dev server.
     `hashes` remembers file hashes (pass a HashCache with a path to keep them
     between processes); by default they are kept in memory for this client.
+    `known` remembers which blobs each course holds (a KnownBlobs with a
+    path keeps them between processes), so a submit can commit in one request.
     `transport` replaces the default (retrying, TLS-verifying) httpx transport.
     `link_min`: a file this large or larger that the client already wrote is
     hard-linked, not copied, where another tree needs the same bytes (see
@@ -86,6 +93,7 @@ class NgshareClient:
         backoff: float = 0.5,
         progress: Progress | None = None,
         hashes: HashCache | None = None,
+        known: KnownBlobs | None = None,
         transport: httpx.BaseTransport | None = None,
         link_min: int | None = None,
     ) -> None:
@@ -95,6 +103,7 @@ class NgshareClient:
         self.backoff = backoff
         self.progress = progress or NoProgress()
         self.hashes = hashes if hashes is not None else HashCache()
+        self.known = known if known is not None else KnownBlobs()
         # files this client wrote and verified, copied instead of downloaded again
         # (the same data file in every student's submission crosses the network once)
         self.local_copies = LocalCopies(link_min)
@@ -109,6 +118,7 @@ class NgshareClient:
 
     def close(self) -> None:
         self.hashes.save()
+        self.known.save()
         self.http.close()
 
     def scan(self, root: Path, **scan: Any) -> list[LocalFile]:
@@ -222,7 +232,17 @@ class NgshareClient:
 
     def missing(self, course: str, hashes: list[str]) -> set[str]:
         path = f"courses/{_q(course)}/blobs/missing"
-        return set(self.request("POST", path, json={"sha256": hashes})["missing"])
+        missing = set(self.request("POST", path, json={"sha256": hashes})["missing"])
+        self._learn(course, [sha for sha in hashes if sha not in missing])
+        return missing
+
+    def _scope(self, course: str) -> str:
+        return f"{self.http.base_url}courses/{_q(course)}"
+
+    def _learn(self, course: str, hashes: list[str]) -> None:
+        """Remember that the course holds these blobs (see `KnownBlobs`)."""
+        if hashes:
+            self.known.add(self._scope(course), hashes)
 
     def upload_files(self, course: str, files: list[LocalFile], label: str = "upload") -> int:
         """Upload the blobs of `files` the server lacks; returns the bytes sent.
@@ -239,10 +259,17 @@ class NgshareClient:
             self.progress.finish()
 
     def _needed(self, course: str, files: list[LocalFile]) -> list[LocalFile]:
-        """The distinct files whose blobs the server lacks (all of a tiny tree, unasked)."""
-        unique = {f.sha256: f for f in files}
+        """The distinct files whose blobs the server lacks, as far as the client can tell.
+
+        Blobs known to be in the course are left out unasked; the rest, if
+        small enough, is taken as missing without asking (it almost always
+        is: a student's edited notebooks); otherwise the server is asked.
+        """
+        known = self.known.known(self._scope(course))
+        unique = {f.sha256: f for f in files if f.sha256 not in known}
         small = all(f.size <= batches.SMALL_FILE for f in unique.values())
-        if small and sum(f.size for f in unique.values()) <= ASK_FIRST:
+        limit = ASK_FIRST_KNOWING if known else ASK_FIRST
+        if small and sum(f.size for f in unique.values()) <= limit:
             return list(unique.values())
         wanted = self.missing(course, list(unique)) if unique else set()
         return [unique[sha] for sha in unique if sha in wanted]
@@ -253,9 +280,11 @@ class NgshareClient:
         grouped = [f for f in todo if f.size <= batches.SMALL_FILE]
         for batch in batches.group(grouped, lambda f: f.size):
             sent += self._upload_batch(course, batch)
+            self._learn(course, [f.sha256 for f in batch])
         for item in todo:
             if item.size > batches.SMALL_FILE:
                 sent += self._upload_blob(course, item)
+                self._learn(course, [item.sha256])
                 self.progress.file_done(item.path)
         return sent
 
@@ -296,11 +325,14 @@ class NgshareClient:
         except ClientError as exc:
             if exc.reason != "blobs_missing":
                 raise
+            lacking = exc.extra.get("missing", [])
+            self.known.forget(self._scope(course), lacking)
             unique = {f.sha256: f for f in files}
-            self._send_blobs(course, [unique[sha] for sha in exc.extra.get("missing", [])])
+            self._send_blobs(course, [unique[sha] for sha in lacking])
             answer = self.request(method, path, json=head, headers=headers)
         finally:
             self.progress.finish()
+        self._learn(course, [f.sha256 for f in files])
         return answer
 
     def _bundle(
@@ -622,6 +654,7 @@ class NgshareClient:
             executable = bool(entry.get("executable"))
             self.download_blob(course, entry["sha256"], entry["size"], target, executable)
             self._placed(entry, target, 0)
+        self._learn(course, [entry["sha256"] for entry, _target in jobs])
         return [target for _entry, target in jobs]
 
     def _placed(self, entry: dict, target: Path, copied: int) -> None:
@@ -671,6 +704,7 @@ class NgshareClient:
             os.replace(temporary, target)
             self.local_copies.add(entry["sha256"], target)
             self.hashes.put(target, entry["sha256"])
+            self._learn(course, [entry["sha256"]])
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise

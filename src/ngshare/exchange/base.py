@@ -27,6 +27,7 @@ from nbgrader.utils import parse_utc
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from ngshare.client import ClientError, LocalFile, NgshareClient, scan_tree
+from ngshare.client.known import KnownBlobs, beside
 from ngshare.client.local import LINK_MIN, HashCache
 from ngshare.exchange.progress import TransferProgress
 
@@ -86,8 +87,10 @@ class Exchange(ABCExchange):
     hash_cache = Unicode(
         "",
         help="File remembering the sha256 of files fetched or submitted (by path, size and "
-        "times), so a submit does not re-read an unchanged dataset. Defaults to "
-        "$JUPYTER_DATA_DIR/ngshare/hashes.json; set to 'none' to keep it in memory only.",
+        "times), so a submit does not re-read an unchanged dataset. Beside it, "
+        "<name>.blobs.json remembers which files each course already holds, so a submit "
+        "sends only the others, in one request. Defaults to "
+        "$JUPYTER_DATA_DIR/ngshare/hashes.json; set to 'none' to keep both in memory only.",
     ).tag(config=True)
 
     @default("hash_cache")
@@ -170,6 +173,7 @@ class Exchange(ABCExchange):
                     "(run nbgrader inside your JupyterHub server, or set c.Exchange.api_token)"
                 )
             progress = TransferProgress(self.log, self.show_progress, self.progress_min_bytes)
+            cache = None if self.hash_cache == "none" else Path(self.hash_cache)
             self._client = NgshareClient(
                 self.service_url(),
                 token,
@@ -177,7 +181,8 @@ class Exchange(ABCExchange):
                 timeout=self.timeout,
                 retries=self.retries,
                 progress=progress,
-                hashes=HashCache(None if self.hash_cache == "none" else Path(self.hash_cache)),
+                hashes=HashCache(cache),
+                known=KnownBlobs(beside(cache) if cache else None),
                 link_min=LINK_MIN if self.link_identical_files else None,
             )
         return self._client
