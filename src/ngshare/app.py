@@ -59,7 +59,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.openapi()  # FastAPI builds each router's routes lazily: now, not in a first request
         async with anyio.create_task_group() as tasks:
             for task in background_tasks(state):
                 tasks.start_soon(task)
