@@ -184,8 +184,13 @@ def test_full_nbgrader_cycle(venv, server, tmp_path):
     assert entry["submissions"][-1]["feedback_updated"] is True
     listing = ok(stu1, "list", "--cached")
     assert lines(listing, inbound_line(COURSE, "stu1", PS, second, "feedback ready to be fetched"))
+    seen = len(server.log())
     ok(stu1, "fetch_feedback", PS)
     assert "regraded" in (feedback / second / "problem1.html").read_text()
+    # every submission's feedback files in one batch request, not one request per file
+    blobs = [x for x in server.log()[seen:].splitlines() if "user=stu1" in x and "/blobs" in x]
+    assert len(blobs) == 1 and "POST /api/v2/courses/" in blobs[0], blobs
+    assert "/blobs/batch 200 " in blobs[0], blobs
 
     # A forced re-release is a new version; submissions and version 1 are kept.
     stu3 = students["stu3"]

@@ -68,11 +68,32 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
         self.log.info("Source: %s course %s", self.client.http.base_url, course)
         self.log.info("Destination: %s", self.dest_path)
         cached = self.cached_timestamps()
-        fetched = 0
+        try:
+            self.prefetch()
+            self.write_feedback(cached)
+        finally:
+            self.client.forget_prefetched()
+        if not self.submissions:
+            self.log.warning("You have no submission of '%s/%s'", course, assignment)
+        self.fetch_solutions()
+
+    def prefetch(self) -> None:
+        """Every submission's feedback files in one request (a few, for many or large ones);
+        each is then written from that copy, not downloaded again."""
+        sets = [s["feedback"]["files"] for s in self.submissions if _feedback_files(s)]
+        if sets:
+            with self.attempt(f"fetch feedback for {self.assignment}", self.course):
+                self.client.download_trees(
+                    self.course, sets, self.dest_path, label=f"feedback {self.assignment}"
+                )
+
+    def write_feedback(self, cached: list[tuple[str, str | None]]) -> None:
+        """Write each submission's feedback below its local timestamp."""
+        course, assignment = self.course, self.assignment
         for submission in self.submissions:
             timestamp = self.local_timestamp_of(submission, cached)
-            feedback = submission.get("feedback")
-            if not feedback or not feedback.get("files"):
+            files = _feedback_files(submission)
+            if not files:
                 self.log.warning(
                     "Could not find feedback for '%s/%s' submitted at %s",
                     course,
@@ -85,7 +106,6 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
             )
             target = os.path.join(self.dest_path, self.local_name(timestamp, "timestamp"))
             os.makedirs(target, exist_ok=True)
-            files = feedback["files"]
             progress = self.client.progress
             progress.start(sum(f["size"] for f in files), len(files), f"feedback {assignment}")
             try:
@@ -93,13 +113,9 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
                     for entry in files:
                         written = self.client.download_file(course, entry, target)
                         self.log.info("Fetched feedback: %s", written)
-                        fetched += 1
             finally:
                 progress.finish()
             self.record(course, "feedback_fetch", assignment, submission_id=submission.get("id"))
-        if not self.submissions:
-            self.log.warning("You have no submission of '%s/%s'", course, assignment)
-        self.fetch_solutions()
 
     def fetch_solutions(self) -> None:
         course, assignment = self.course, self.assignment
@@ -119,3 +135,7 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
             )
         for path in written:
             self.log.info("Fetched solution: %s", path)
+
+
+def _feedback_files(submission: dict) -> list[dict]:
+    return (submission.get("feedback") or {}).get("files") or []
