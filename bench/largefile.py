@@ -207,7 +207,7 @@ class Probe:
             result["download"] = _transfer(
                 lambda: student.fetch_assignment(self.course, name, dest), size, monitor
             )
-            result["download"]["bytes_on_wire"] = student.counter.down  # type: ignore[attr-defined]
+            result["download"]["bytes_on_wire"] = student.counter.snapshot()[2]  # type: ignore[attr-defined]
             result["verified"] = _sha256(dest / "dataset.bin") == sha
             shutil.rmtree(dest)
             # the next student's fetch: a new client, the blob now in the server's page cache

@@ -41,7 +41,9 @@ def make_client(url: str, auth: Auth, user: str, timeout: float) -> NgshareClien
         timeout=timeout,
         transport=counter,
         link_min=LINK_MIN,  # as the nbgrader plugin (c.Exchange.link_identical_files)
+        fast_downloads=True,  # as a user's client, which has no custom transport
     )
+    counter.client = client
     client.counter = counter  # type: ignore[attr-defined]
     return client
 

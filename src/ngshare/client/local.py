@@ -266,6 +266,27 @@ class BackgroundSink(InlineSink):
                     raise self._error
                 self._hand_off()
 
+    def fill(
+        self, readinto: Callable[[memoryview], int], count: int, advance: Callable[[int], object]
+    ) -> None:
+        """Receive up to `count` bytes by `readinto(view)` straight into the ring's
+        buffers: the network's bytes are copied by the kernel only (see
+        `ngshare.client.rawhttp`). Stops early when `readinto` returns 0."""
+        while count > 0:
+            end = min(self._limit, self._filled + count)
+            with memoryview(self._current) as buffer, buffer[self._filled : end] as view:
+                got = readinto(view)
+            if not got:
+                return
+            self._filled += got
+            self.received += got
+            count -= got
+            advance(got)
+            if self._filled == self._limit:
+                if self._error is not None:
+                    raise self._error
+                self._hand_off()
+
     def _hand_off(self) -> None:
         batch = _Batch(self._current, memoryview(self._current)[: self._filled], self._position)
         for jobs in self._queues:

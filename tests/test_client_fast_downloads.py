@@ -1,0 +1,133 @@
+"""Large blob downloads read with http.client straight into the client's buffers.
+
+The fast path bypasses httpx, so the httpx-transport fault injection of
+test_v2_transfers cannot reach it: here a real TCP relay on loopback cuts
+the connection mid-answer, as a dropped network does.
+"""
+
+import contextlib
+import hashlib
+import os
+import socket
+import threading
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from ngshare.client import ClientError, NgshareClient
+from tests.servers import token_for
+from tests.test_v2_transfers import read_tree, write_tree
+
+
+class CuttingRelay:
+    """Relays loopback TCP connections to `port`; the first connection whose answer
+    passes `cut` bytes is closed right there. `heads` keeps each request's head."""
+
+    def __init__(self, port: int, cut: int) -> None:
+        self.upstream = port
+        self.cut = cut
+        self.cuts = 0
+        self.heads: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                with self._lock:
+                    if data[:4] in (b"GET ", b"POST", b"PUT "):
+                        self.heads.append(data.split(b"\r\n\r\n", 1)[0])
+                upstream.sendall(data)
+        _close(client, upstream)
+
+    def _down(self, upstream: socket.socket, client: socket.socket) -> None:
+        sent, cutting = 0, False
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                with self._lock:
+                    if not cutting and self.cuts == 0 and sent + len(data) > self.cut:
+                        cutting, self.cuts = True, 1
+                if cutting:
+                    client.sendall(data[: self.cut - sent])
+                    break
+                client.sendall(data)
+                sent += len(data)
+        _close(client, upstream)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _close(*sockets: socket.socket) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+
+@pytest.fixture
+def small_threshold(monkeypatch):
+    """Blobs from 1 MiB on take the large-download path (64 MiB by default)."""
+    monkeypatch.setattr("ngshare.client.http.HASH_ALONGSIDE", 1024 * 1024)
+
+
+def test_a_cut_fast_download_resumes_with_a_range(server, course, tmp_path, small_threshold):
+    data = os.urandom(9 * 1024 * 1024 + 7)
+    with NgshareClient(server.url, token_for("inst1")) as inst:
+        inst.release(course, "ps1", write_tree(tmp_path / "src", {"big.bin": data}))
+    port = urlsplit(server.url).port
+    relay = CuttingRelay(port, cut=5 * 1024 * 1024 + 3)
+    url = server.url.replace(f":{port}/", f":{relay.port}/")
+    try:
+        with NgshareClient(url, token_for("stu1"), backoff=0.01) as stu:
+            assert stu.fast_downloads
+            stu.fetch_assignment(course, "ps1", tmp_path / "got")
+            received = stu.fast_received
+    finally:
+        relay.close()
+    assert read_tree(tmp_path / "got") == {"big.bin": data}
+    assert relay.cuts == 1 and received == len(data)  # each byte received once
+    sha = hashlib.sha256(data).hexdigest()
+    asked = f"GET /api/v2/courses/{course}/blobs/{sha}".encode()
+    blob_gets = [head for head in relay.heads if head.startswith(asked)]
+    assert len(blob_gets) == 2
+    assert b"range:" not in blob_gets[0].lower()
+    (resumed,) = [
+        line for line in blob_gets[1].split(b"\r\n") if line.lower().startswith(b"range:")
+    ]
+    start = int(resumed.split(b"=")[1].rstrip(b"-"))
+    assert 4 * 1024 * 1024 < start < 5 * 1024 * 1024 + 3  # where the cut left it, headers aside
+
+
+def test_a_missing_blob_is_a_clear_404_on_the_fast_path(server, course, tmp_path, small_threshold):
+    with NgshareClient(server.url, token_for("stu1"), retries=0) as stu:
+        assert stu.fast_downloads
+        with pytest.raises(ClientError) as missing:
+            stu.download_blob(course, "ab" * 32, 5 * 1024 * 1024, tmp_path / "x")
+    assert missing.value.status == 404 and "not found" in missing.value.message.lower()
+    assert stu.fast_received == 0
+
+
+def test_the_fast_path_is_off_with_a_transport_or_a_proxy(server, monkeypatch):
+    with NgshareClient(server.url, token_for("stu1")) as plain:
+        assert plain.fast_downloads
+    with NgshareClient(server.url, token_for("stu1"), transport=httpx.HTTPTransport()) as custom:
+        assert not custom.fast_downloads  # a custom transport sees every request
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with NgshareClient(server.url, token_for("stu1")) as behind_proxy:
+        assert not behind_proxy.fast_downloads  # httpx honours the proxy; http.client would not
