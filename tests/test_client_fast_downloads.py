@@ -78,14 +78,14 @@ def _close(*sockets: socket.socket) -> None:
         sock.close()
 
 
-@pytest.fixture
-def small_threshold(monkeypatch):
-    """Blobs from 1 MiB on take the large-download path (64 MiB by default)."""
-    monkeypatch.setattr("ngshare.client.http.HASH_ALONGSIDE", 1024 * 1024)
-
-
-def test_a_cut_fast_download_resumes_with_a_range(server, course, tmp_path, small_threshold):
-    data = os.urandom(9 * 1024 * 1024 + 7)
+@pytest.mark.parametrize("background", [False, True])
+def test_a_cut_fast_download_resumes_with_a_range(
+    server, course, tmp_path, monkeypatch, background
+):
+    """On both write paths: written and hashed as read, or on threads of their own."""
+    if background:  # from 1 MiB on, not 64 MiB
+        monkeypatch.setattr("ngshare.client.http.HASH_ALONGSIDE", 1024 * 1024)
+    data = os.urandom(9 * 1024 * 1024 + 7)  # read past httpx from 8 MiB on
     with NgshareClient(server.url, token_for("inst1")) as inst:
         inst.release(course, "ps1", write_tree(tmp_path / "src", {"big.bin": data}))
     port = urlsplit(server.url).port
@@ -112,11 +112,11 @@ def test_a_cut_fast_download_resumes_with_a_range(server, course, tmp_path, smal
     assert 4 * 1024 * 1024 < start < 5 * 1024 * 1024 + 3  # where the cut left it, headers aside
 
 
-def test_a_missing_blob_is_a_clear_404_on_the_fast_path(server, course, tmp_path, small_threshold):
+def test_a_missing_blob_is_a_clear_404_on_the_fast_path(server, course, tmp_path):
     with NgshareClient(server.url, token_for("stu1"), retries=0) as stu:
         assert stu.fast_downloads
         with pytest.raises(ClientError) as missing:
-            stu.download_blob(course, "ab" * 32, 5 * 1024 * 1024, tmp_path / "x")
+            stu.download_blob(course, "ab" * 32, 9 * 1024 * 1024, tmp_path / "x")
     assert missing.value.status == 404 and "not found" in missing.value.message.lower()
     assert stu.fast_received == 0
 

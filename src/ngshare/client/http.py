@@ -38,6 +38,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 UPLOAD_CHUNK = 4 * 1024 * 1024
 HASH_ALONGSIDE = 64 * 1024 * 1024  # larger downloads are written and hashed on a second thread
+# blobs this large are read past httpx (`rawhttp`, a connection of their own); smaller
+# ones travel in batches or over httpx's kept-alive connections
+FAST_DOWNLOAD = batches.SMALL_FILE
 # Uploads this small are sent without first asking which blobs are missing;
 # files the client knows the server holds (`KnownBlobs`) are left out first,
 # so the rest is new to the server unless another user sent the same bytes.
@@ -77,7 +80,7 @@ class NgshareClient:
     `known` remembers which blobs each course holds (a KnownBlobs with a
     path keeps them between processes), so a submit can commit in one request.
     `transport` replaces the default (retrying, TLS-verifying) httpx transport.
-    `fast_downloads`: read blobs of HASH_ALONGSIDE bytes or more with
+    `fast_downloads`: read blobs of FAST_DOWNLOAD bytes or more with
     `ngshare.client.rawhttp` (straight into the download's buffers) instead of
     httpx; by default only without a custom `transport`, which would not see
     them, and when no proxy applies. They are counted in `fast_requests` and
@@ -741,7 +744,7 @@ class NgshareClient:
             else:
                 sink = InlineSink(handle, hashlib.sha256())
             stream = self._stream_into
-            if self.fast_downloads and isinstance(sink, BackgroundSink):
+            if self.fast_downloads and size >= FAST_DOWNLOAD:
                 stream = self._stream_fast
             try:  # a retry continues from the bytes received (a Range request)
                 failure = f"Download of {target.name} failed"
@@ -763,7 +766,7 @@ class NgshareClient:
                 sink.write(chunk)
                 self.progress.advance(len(chunk))
 
-    def _stream_fast(self, path: str, sink: BackgroundSink, size: int) -> None:
+    def _stream_fast(self, path: str, sink: InlineSink, size: int) -> None:
         """`_stream_into` read with `rawhttp`: the kernel copies the bytes into the sink."""
         done = sink.received
         if done >= size:

@@ -171,15 +171,34 @@ class LocalCopies:
 class InlineSink:
     """Writes and hashes each received piece of a download as it comes."""
 
+    FILL = 1024 * 1024  # bytes `fill` receives at a time, into one reused buffer
+
     def __init__(self, handle: BinaryIO, digest: Any) -> None:
         self.handle = handle
         self.digest = digest
         self.received = handle.tell()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.handle.write(data)
         self.digest.update(data)
         self.received += len(data)
+
+    def fill(
+        self, readinto: Callable[[memoryview], int], count: int, advance: Callable[[int], object]
+    ) -> None:
+        """Receive up to `count` bytes by `readinto(view)` into one reused buffer, each
+        read written and hashed at once (see `ngshare.client.rawhttp`). Stops early
+        when `readinto` returns 0."""
+        with memoryview(bytearray(min(self.FILL, count))) as buffer:
+            while count > 0:
+                with buffer[: min(len(buffer), count)] as view:
+                    got = readinto(view)
+                if not got:
+                    return
+                with buffer[:got] as data:
+                    self.write(data)
+                count -= got
+                advance(got)
 
     def close(self) -> None:
         pass

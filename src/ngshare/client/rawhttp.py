@@ -9,11 +9,12 @@ library's `http.client` fills a caller's buffer with `recv_into`: here a
 4 GiB download from the server's page cache ran at 1321-1410 MB/s this way
 against 715-822 MB/s through httpx, with 40% less CPU (docs/benchmarks.md).
 
-`NgshareClient.download_blob` uses it for blobs large enough to be written
-and hashed on their own threads, when no custom httpx transport is in use
-and no proxy applies; everything else, and every other request, goes through
-httpx. Failures are raised as the httpx exceptions the client's retry loop
-knows: a dropped connection is resumed with a Range request as before.
+`NgshareClient.download_blob` uses it for blobs of 8 MiB or more (smaller
+ones travel in batches or over httpx's kept-alive connections), when no
+custom httpx transport is in use and no proxy applies; everything else, and
+every other request, goes through httpx. Failures are raised as the httpx
+exceptions the client's retry loop knows: a dropped connection is resumed
+with a Range request as before.
 """
 
 from __future__ import annotations
