@@ -7,13 +7,20 @@ the connection mid-answer, as a dropped network does.
 
 import contextlib
 import hashlib
+import ipaddress
 import os
 import socket
+import ssl
 import threading
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ngshare.client import ClientError, NgshareClient
 from tests.servers import token_for
@@ -22,11 +29,13 @@ from tests.test_v2_transfers import read_tree, write_tree
 
 class CuttingRelay:
     """Relays loopback TCP connections to `port`; the first connection whose answer
-    passes `cut` bytes is closed right there. `heads` keeps each request's head."""
+    passes `cut` bytes is closed right there. `heads` keeps each request's head.
+    With `tls`, it speaks TLS to its clients (a proxy in front of the Hub does)."""
 
-    def __init__(self, port: int, cut: int) -> None:
+    def __init__(self, port: int, cut: int, tls: ssl.SSLContext | None = None) -> None:
         self.upstream = port
         self.cut = cut
+        self.tls = tls
         self.cuts = 0
         self.heads: list[bytes] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -38,8 +47,12 @@ class CuttingRelay:
         while True:
             try:
                 client, _ = self.listener.accept()
-            except OSError:  # closed
-                return
+                if self.tls is not None:
+                    client = self.tls.wrap_socket(client, server_side=True)
+            except OSError:  # closed, or a client that gave up on the handshake
+                if self.listener.fileno() == -1:
+                    return
+                continue
             upstream = socket.create_connection(("127.0.0.1", self.upstream))
             threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
@@ -131,3 +144,64 @@ def test_the_fast_path_is_off_with_a_transport_or_a_proxy(server, monkeypatch):
     monkeypatch.delenv("no_proxy", raising=False)
     with NgshareClient(server.url, token_for("stu1")) as behind_proxy:
         assert not behind_proxy.fast_downloads  # httpx honours the proxy; http.client would not
+
+
+def self_signed(directory) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key (PEM files)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert, private = directory / "cert.pem", directory / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert), str(private)
+
+
+def test_a_fast_download_over_tls_checks_the_certificate(server, course, tmp_path, monkeypatch):
+    """Behind an https proxy: the fast path uses the client's TLS context, so a server
+    whose certificate that context does not trust is refused, as over httpx."""
+    data = os.urandom(9 * 1024 * 1024 + 1)
+    with NgshareClient(server.url, token_for("inst1")) as inst:
+        inst.release(course, "ps1", write_tree(tmp_path / "src", {"big.bin": data}))
+    cert, key = self_signed(tmp_path)
+    serving = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    serving.load_cert_chain(cert, key)
+    port = urlsplit(server.url).port
+    relay = CuttingRelay(port, cut=1 << 40, tls=serving)
+    url = server.url.replace(f"http://127.0.0.1:{port}/", f"https://127.0.0.1:{relay.port}/")
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        with NgshareClient(url, token_for("stu1"), retries=0) as stranger:
+            with pytest.raises(ClientError) as refused:  # the default CAs: not this one
+                stranger.download_blob(course, sha, len(data), tmp_path / "x")
+            assert "certificate" in refused.value.message.lower()
+        trusting = ssl.create_default_context(cafile=cert)
+        monkeypatch.setattr("ngshare.client.http.tls_context", lambda: trusting)
+        with NgshareClient(url, token_for("stu1")) as stu:
+            assert stu.fast_downloads
+            stu.fetch_assignment(course, "ps1", tmp_path / "got")
+            assert stu.fast_received == len(data)
+    finally:
+        relay.close()
+    assert read_tree(tmp_path / "got") == {"big.bin": data}
