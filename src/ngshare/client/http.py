@@ -124,7 +124,6 @@ class NgshareClient:
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport or httpx.HTTPTransport(retries=2, verify=tls_context()),
         )
-        self.timeout = timeout
         if fast_downloads is None:
             fast_downloads = transport is None and not rawhttp.proxied(self.http.base_url)
         self.fast_downloads = fast_downloads
@@ -777,7 +776,7 @@ class NgshareClient:
             headers["Range"] = f"bytes={done}-"
         self.fast_requests += 1
         try:
-            with rawhttp.get(url, headers, self.timeout, tls_context()) as body:
+            with rawhttp.get(url, headers, self.http.timeout.read, tls_context()) as body:
                 if done and body.status != 206:
                     raise ClientError(f"The server ignored the range asked for {path}")
                 sink.fill(body.readinto, size - done, self._advance_fast)

@@ -278,12 +278,8 @@ class BackgroundSink(InlineSink):
         while rest:
             taken = min(len(rest), self._limit - self._filled)
             self._current[self._filled : self._filled + taken] = rest[:taken]
-            self._filled += taken
             rest = rest[taken:]
-            if self._filled == self._limit:
-                if self._error is not None:
-                    raise self._error
-                self._hand_off()
+            self._took(taken)
 
     def fill(
         self, readinto: Callable[[memoryview], int], count: int, advance: Callable[[int], object]
@@ -297,14 +293,19 @@ class BackgroundSink(InlineSink):
                 got = readinto(view)
             if not got:
                 return
-            self._filled += got
             self.received += got
             count -= got
             advance(got)
-            if self._filled == self._limit:
-                if self._error is not None:
-                    raise self._error
-                self._hand_off()
+            self._took(got)
+
+    def _took(self, nbytes: int) -> None:
+        """Count `nbytes` more in the current buffer; hand it off once it is full
+        (raising first a failed write of an earlier one)."""
+        self._filled += nbytes
+        if self._filled == self._limit:
+            if self._error is not None:
+                raise self._error
+            self._hand_off()
 
     def _hand_off(self) -> None:
         batch = _Batch(self._current, memoryview(self._current)[: self._filled], self._position)

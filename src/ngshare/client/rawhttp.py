@@ -41,7 +41,7 @@ def proxied(url: httpx.URL) -> bool:
 
 @contextmanager
 def get(
-    url: httpx.URL, headers: Mapping[str, str], timeout: float, context: ssl.SSLContext
+    url: httpx.URL, headers: Mapping[str, str], timeout: float | None, context: ssl.SSLContext
 ) -> Iterator[Body]:
     """GET `url`; yields its body once the answer is a success.
 
@@ -68,7 +68,6 @@ class Body:
     def __init__(self, response: http.client.HTTPResponse) -> None:
         self.response = response
         self.status = response.status
-        self.headers = response.headers
 
     def readinto(self, view: memoryview) -> int:
         with _as_httpx_errors():
@@ -83,7 +82,7 @@ class ErrorAnswer(Exception):
         self.response = response
 
 
-def _connection(url: httpx.URL, timeout: float, context: ssl.SSLContext):
+def _connection(url: httpx.URL, timeout: float | None, context: ssl.SSLContext):
     if url.scheme == "https":
         return http.client.HTTPSConnection(url.host, url.port, timeout=timeout, context=context)
     return http.client.HTTPConnection(url.host, url.port, timeout=timeout)
@@ -108,7 +107,7 @@ def _as_httpx_errors() -> Iterator[None]:
         raise httpx.ConnectError(str(exc)) from exc
     except TimeoutError as exc:
         raise httpx.ReadTimeout(str(exc)) from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise httpx.ConnectError(str(exc)) from exc
     except (http.client.HTTPException, OSError) as exc:
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            raise httpx.ConnectError(str(exc)) from exc
         raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from exc
