@@ -176,7 +176,7 @@ class V2Cycle:
             raise BenchError(f"{len(released)} feedback sets released of {len(sets)}")
 
     def fetch_feedback(self, student: NgshareClient, name: str, submission_id: int) -> None:
-        answer = student.feedback(self.course, self.assignment, name, submission_id)
+        answer = student.feedback(self.course, self.assignment, name, submission_id, inline=True)
         dest = self.student_dir(name) / "feedback" / str(submission_id)
         student.download_tree(self.course, answer["files"], dest)
         html = self.w.feedback_html(name)

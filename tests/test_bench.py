@@ -28,12 +28,12 @@ EXPECTED_REQUESTS = {
     "v2": {
         "setup": 2,
         "release": 2,  # missing?, the manifest bundled with all 6 small blobs
-        "fetch": 9,  # manifest, one batch of the 6 blobs, the audit report each
+        "fetch": 6,  # the manifest carrying the 6 small blobs, the audit report each
         "submit": 3,  # the manifest bundled with the 5 changed notebooks each; the
         # data file, known fetched from the course, named by hash only
         "collect": 2,  # one listing with files, one batch of every distinct blob
         "feedback": 1,  # the class's sets bundled with every html (too small to ask first)
-        "fetch_feedback": 6,  # manifest and one batch each
+        "fetch_feedback": 3,  # the manifest carrying the html each
     },
 }
 

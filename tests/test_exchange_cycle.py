@@ -187,10 +187,11 @@ def test_full_nbgrader_cycle(venv, server, tmp_path):
     seen = len(server.log())
     ok(stu1, "fetch_feedback", PS)
     assert "regraded" in (feedback / second / "problem1.html").read_text()
-    # every submission's feedback files in one batch request, not one request per file
-    blobs = [x for x in server.log()[seen:].splitlines() if "user=stu1" in x and "/blobs" in x]
-    assert len(blobs) == 1 and "POST /api/v2/courses/" in blobs[0], blobs
-    assert "/blobs/batch 200 " in blobs[0], blobs
+    # every submission's feedback files come with the listing: no request per file
+    mine = [x for x in server.log()[seen:].splitlines() if "user=stu1" in x]
+    assert not [x for x in mine if "/blobs" in x], mine
+    listings = [x for x in mine if f"/assignments/{PS}/submissions/stu1 200 " in x]
+    assert len(listings) == 1 and "GET /api/v2/courses/" in listings[0], mine
 
     # A forced re-release is a new version; submissions and version 1 are kept.
     stu3 = students["stu3"]

@@ -516,21 +516,24 @@ class Flaky(httpx.BaseTransport):
 
 @pytest.mark.parametrize("failure", ["503", "connect"])
 def test_every_kind_of_request_is_retried_once_it_fails(server, course, tmp_path, failure):
-    """Manifest reads, missing-blob questions, batch and single-blob uploads, bundled
-    commits, batch and single-blob downloads: each is sent again after a 503 or a
-    refused connection."""
+    """Manifest reads (carrying small files), missing-blob questions, batch and
+    single-blob uploads, bundled commits, batch and single-blob downloads: each is
+    sent again after a 503 or a refused connection."""
     tree = {"a.txt": os.urandom(70), "b.txt": os.urandom(5), "big.bin": os.urandom(9 << 20)}
     transport = Flaky(lambda request: "/v2/" in request.url.path, failure)
     with NgshareClient(server.url, token_for("inst1"), backoff=0.01, transport=transport) as inst:
         inst.release(course, "ps1", write_tree(tmp_path / "src", tree))
     with NgshareClient(server.url, token_for("stu1"), backoff=0.01, transport=transport) as stu:
-        stu.fetch_assignment(course, "ps1", tmp_path / "got")
+        manifest = stu.fetch_assignment(course, "ps1", tmp_path / "got")
         (tmp_path / "got" / "a.txt").write_bytes(b"answered")
         made = stu.submit(course, "ps1", tmp_path / "got")
+    with NgshareClient(server.url, token_for("stu1"), backoff=0.01, transport=transport) as stu:
+        stu.download_tree(course, manifest["files"], tmp_path / "again")  # no files carried
     with NgshareClient(server.url, token_for("inst1"), backoff=0.01, transport=transport) as inst:
         inst.put_solutions(course, "ps1", write_tree(tmp_path / "sol", {"s.txt": b"42"}))
         inst.upload_files(course, inst.scan(write_tree(tmp_path / "more", {"m.txt": b"7"})))
     assert read_tree(tmp_path / "got") == {**tree, "a.txt": b"answered"}
+    assert read_tree(tmp_path / "again") == tree
     assert len(stu_submissions(server, course)) == 1 and made["file_count"] == 3
     big = hashlib.sha256(tree["big.bin"]).hexdigest()
     failed = [key.replace(f"/api/v2/courses/{course}/", "") for key in transport.failed]
@@ -539,11 +542,11 @@ def test_every_kind_of_request_is_retried_once_it_fails(server, course, tmp_path
         f"PUT blobs/{big}",  # the large file, resumed after asking for the offset
         f"GET blobs/{big}/upload",
         "PUT assignments/ps1",  # the commit, with the small files (a bundle)
-        "GET assignments/ps1",  # the student's manifest, batch, large file, report
-        "POST blobs/batch",
-        f"GET blobs/{big}",
+        "GET assignments/ps1",  # the student's manifest carrying the small files,
+        f"GET blobs/{big}",  # the large file, the report
         "POST events",
         "POST assignments/ps1/submissions",  # a bundle, repeated with its Idempotency-Key
+        "POST blobs/batch",  # the small files again, for a client that has not got them
         "PUT assignments/ps1/solutions",  # a bundle too
         "POST blobs",  # a batch of small files uploaded without a commit
     ]

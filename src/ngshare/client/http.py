@@ -29,6 +29,7 @@ import httpx
 
 from ngshare.client import batches, rawhttp
 from ngshare.client.errors import ClientError
+from ngshare.client.inline import ACCEPT, RecentBlobs, read_answer
 from ngshare.client.known import KnownBlobs
 from ngshare.client.local import BackgroundSink, HashCache, InlineSink, LocalCopies
 from ngshare.client.trees import LocalFile, NoProgress, Progress, safe_target, scan_tree
@@ -116,6 +117,7 @@ class NgshareClient:
         # files this client wrote and verified, copied instead of downloaded again
         # (the same data file in every student's submission crosses the network once)
         self.local_copies = LocalCopies(link_min)
+        self.recent = RecentBlobs()  # small files that came with a manifest (`manifest`)
         self._prefetched: list[Path] = []
         self.bulk_feedback = True  # until a server answers that it has no such route
         self.http = httpx.Client(
@@ -204,9 +206,26 @@ class NgshareClient:
     def assignments(self, course: str) -> list[dict]:
         return self.request("GET", f"courses/{_q(course)}/assignments")["assignments"]
 
-    def assignment(self, course: str, name: str, version: int | None = None) -> dict:
+    def assignment(
+        self, course: str, name: str, version: int | None = None, *, inline: bool = False
+    ) -> dict:
+        """A release's manifest; `inline` for its small files too, ahead of a download."""
         params = {"version": version} if version else {}
-        return self.request("GET", f"courses/{_q(course)}/assignments/{_q(name)}", params=params)
+        path = f"courses/{_q(course)}/assignments/{_q(name)}"
+        return self.manifest(path, params=params, inline=inline)
+
+    def manifest(self, path: str, *, params: dict | None = None, inline: bool = False) -> dict:
+        """GET a manifest answer. With `inline`, ask for its small files in the same
+        answer (`ngshare.client.inline`): they are kept in `recent`, where the
+        download that follows finds them."""
+        if not inline:
+            return self.request("GET", path, params=params or {})
+        response = self._send(
+            "GET", path, idempotent=True, params=params or {}, headers={"Accept": ACCEPT}
+        )
+        answer, blobs = read_answer(response)
+        self.recent.add(blobs)
+        return answer
 
     def submissions(
         self, course: str, assignment: str, *, latest: bool = False, files: bool = False
@@ -219,20 +238,37 @@ class NgshareClient:
         return self.request("GET", path, params=params)["submissions"]
 
     def student_submissions(
-        self, course: str, assignment: str, student: str, *, files: bool = False
+        self,
+        course: str,
+        assignment: str,
+        student: str,
+        *,
+        files: bool = False,
+        inline: bool = False,
     ) -> list[dict]:
+        """A student's submissions; `files=True` adds each one's and its feedback's files,
+        and `inline` the small feedback files themselves (`manifest`), ahead of a download."""
         path = f"courses/{_q(course)}/assignments/{_q(assignment)}/submissions/{_q(student)}"
         params = {"files": "true"} if files else {}
-        return self.request("GET", path, params=params)["submissions"]
+        return self.manifest(path, params=params, inline=inline)["submissions"]
 
     def submission(self, course: str, assignment: str, student: str, submission_id: int) -> dict:
         return self.request(
             "GET", self._submission_path(course, assignment, student, submission_id)
         )
 
-    def feedback(self, course: str, assignment: str, student: str, submission_id: int) -> dict:
+    def feedback(
+        self,
+        course: str,
+        assignment: str,
+        student: str,
+        submission_id: int,
+        *,
+        inline: bool = False,
+    ) -> dict:
+        """A feedback set's manifest; `inline` for its small files too, ahead of a download."""
         path = self._submission_path(course, assignment, student, submission_id) + "/feedback"
-        return self.request("GET", path)
+        return self.manifest(path, inline=inline)
 
     @staticmethod
     def _submission_path(course: str, assignment: str, student: str, submission_id: int) -> str:
@@ -562,9 +598,11 @@ class NgshareClient:
     def put_solutions(self, course: str, assignment: str, root: Path, **scan: Any) -> dict:
         return self.put_solutions_files(course, assignment, self.scan(root, **scan))
 
-    def solutions(self, course: str, assignment: str) -> dict:
-        """The solutions' manifest, once the assignment's `solutions` setting allows it."""
-        return self.request("GET", self._assignment_path(course, assignment) + "/solutions")
+    def solutions(self, course: str, assignment: str, *, inline: bool = False) -> dict:
+        """The solutions' manifest, once the assignment's `solutions` setting allows it;
+        `inline` for its small files too, ahead of a download."""
+        path = self._assignment_path(course, assignment) + "/solutions"
+        return self.manifest(path, inline=inline)
 
     def withdraw_solutions(self, course: str, assignment: str) -> dict:
         return self.request("DELETE", self._assignment_path(course, assignment) + "/solutions")
@@ -654,7 +692,7 @@ class NgshareClient:
         for entry, target in jobs:
             target.parent.mkdir(parents=True, exist_ok=True)
             sha256, size = entry["sha256"], entry["size"]
-            if self.local_copies.copy(sha256, size, target, bool(entry.get("executable"))):
+            if self._reuse(sha256, size, target, bool(entry.get("executable"))):
                 self._placed(entry, target, size)
             elif size <= batches.SMALL_FILE and sha256 not in planned:
                 planned.add(sha256)
@@ -669,6 +707,16 @@ class NgshareClient:
             self._placed(entry, target, 0)
         self._learn(course, [entry["sha256"] for entry, _target in jobs])
         return [target for _entry, target in jobs]
+
+    def _reuse(self, sha256: str, size: int, target: Path, executable: bool) -> bool:
+        """Write the blob to `target` without a request, if this client has its bytes:
+        they came with a manifest (`recent`), or it wrote them before (`local_copies`)."""
+        data = self.recent.get(sha256)
+        if data is None or len(data) != size:
+            return self.local_copies.copy(sha256, size, target, executable)
+        target.write_bytes(data)
+        self.local_copies.add(sha256, target)
+        return True
 
     def _placed(self, entry: dict, target: Path, copied: int) -> None:
         if entry.get("executable"):
@@ -733,7 +781,7 @@ class NgshareClient:
         identical files cross the network once (`executable`: the caller will
         make it executable, so it must be a copy of its own, never a link).
         """
-        if self.local_copies.copy(sha256, size, Path(target), executable):
+        if self._reuse(sha256, size, Path(target), executable):
             self.progress.advance(size)
             return
         path = f"courses/{_q(course)}/blobs/{sha256}"
@@ -807,7 +855,7 @@ class NgshareClient:
         shutil.rmtree(old, ignore_errors=True)
 
     def fetch_assignment(self, course: str, name: str, dest: Path, **kwargs: Any) -> dict:
-        manifest = self.assignment(course, name)
+        manifest = self.assignment(course, name, inline=True)
         self.download_tree(course, manifest["files"], dest, label=f"fetch {name}", **kwargs)
         self.report(course, "fetch", name, version=manifest["version"])
         return manifest

@@ -20,7 +20,7 @@ class ExchangeFetchAssignment(Exchange, ABCExchangeFetchAssignment):
         self.course = self.resolve_course(assignment)
         self.assignment = assignment
         with self.attempt(f"fetch {assignment} from course {self.course}", self.course):
-            self.manifest = self.client.assignment(self.course, assignment)
+            self.manifest = self.client.assignment(self.course, assignment, inline=True)
 
     def init_dest(self):
         self.dest_path = self.assignment_root(self.course, self.assignment)

@@ -1,7 +1,8 @@
 """nbgrader fetch_feedback: download the feedback of each of your submissions into
 `[<course>/]<assignment>/feedback/<timestamp>/`.
 
-One request lists your submissions of the assignment with their feedback.
+One request lists your submissions of the assignment with their feedback, and
+carries the feedback's small files (ngshare.client.inline).
 The timestamp directory is the one your local cache copy of that submission
 carries (matched by submission_secret.txt, else by time), or the service's
 timestamp in Exchange.timezone / timestamp_format for a submission made from
@@ -34,7 +35,7 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
         with self.attempt(action, self.course):
             student = student_id if student_id != "*" else self.client.whoami()["username"]
             self.submissions = self.client.student_submissions(
-                self.course, assignment, student, files=True
+                self.course, assignment, student, files=True, inline=True
             )
         self.student = student
 
@@ -120,7 +121,7 @@ class ExchangeFetchFeedback(Exchange, ABCExchangeFetchFeedback):
     def fetch_solutions(self) -> None:
         course, assignment = self.course, self.assignment
         try:
-            manifest = self.client.solutions(course, assignment)
+            manifest = self.client.solutions(course, assignment, inline=True)
         except ClientError as exc:
             if exc.status not in (404, 409):
                 self.fail(

@@ -8,7 +8,7 @@ Releasing a manifest makes a new version unless it equals the current one
 from __future__ import annotations
 
 import anyio
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,7 @@ from ngshare.api.origin import V2Origin
 from ngshare.api.permissions import CourseContext, check_name
 from ngshare.api.v2.bundles import MANIFEST_BODY, checked_manifest
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, State
+from ngshare.api.v2.inline import INLINE_DOC, manifest_answer
 from ngshare.api.v2.schemas import (
     AssignmentList,
     AssignmentOut,
@@ -121,13 +122,19 @@ def list_assignments(ctx: CourseMember, state: State) -> AssignmentList:
     return AssignmentList(assignments=items)
 
 
-@router.get("/courses/{course}/assignments/{assignment}", response_model=AssignmentOut)
+@router.get(
+    "/courses/{course}/assignments/{assignment}", response_model=AssignmentOut, responses=INLINE_DOC
+)
 def get_assignment(
     assignment: str,
+    request: Request,
+    response: Response,
     ctx: CourseMember,
     state: State,
     version: int | None = Query(None, ge=1, description="A release version (default: current)"),
-) -> AssignmentOut:
+) -> AssignmentOut | StreamingResponse:
+    """The release's manifest; with `Accept: application/vnd.ngshare.bundle`, followed by
+    its small files' bytes (`ngshare.api.v2.inline`)."""
     with state.db.read() as session:
         row = fetchable_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         release = _release(session, row, version)
@@ -135,7 +142,8 @@ def get_assignment(
         assert fileset is not None
         latest = session.scalar(_LATEST_VERSION, {"assignment_id": row.id})
         files = manifest_files(list_files(session, release.fileset_id))
-    return AssignmentOut(**_summary(row, release, fileset), latest_version=latest, files=files)
+    answer = AssignmentOut(**_summary(row, release, fileset), latest_version=latest, files=files)
+    return manifest_answer(request, response, state, answer, files)
 
 
 @router.put(

@@ -349,11 +349,11 @@ def download_batch(body: HashList, ctx: CourseMember, state: State) -> Streaming
         "Content-Length": str(sum(sizes)),
         "Ngshare-Blob-Sizes": ",".join(map(str, sizes)),
     }
-    body = state.memory.streamed(_concatenated(state.store, hashes, state.memory.piece))
+    body = state.memory.streamed(concatenated(state.store, hashes, state.memory.piece))
     return StreamingResponse(body, headers=headers, media_type="application/octet-stream")
 
 
-async def _concatenated(
+async def concatenated(
     store: BlobStore, hashes: list[str], piece: Callable[[], int]
 ) -> AsyncIterator[bytes | memoryview]:
     """Blob after blob, small ones gathered so each piece sent is about `piece()` bytes."""

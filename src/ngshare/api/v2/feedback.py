@@ -9,8 +9,8 @@ transaction, all or none.
 from __future__ import annotations
 
 import anyio
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from ngshare.api.origin import V2Origin
 from ngshare.api.permissions import CourseContext
@@ -23,6 +23,7 @@ from ngshare.api.v2.bundles import (
     commit_body_doc,
 )
 from ngshare.api.v2.deps import CourseInstructor, InstructorOrSelf, State
+from ngshare.api.v2.inline import INLINE_DOC, manifest_answer
 from ngshare.api.v2.schemas import (
     BulkFeedback,
     BulkFeedbackOut,
@@ -175,17 +176,26 @@ def _replace_many(
     return BulkFeedbackOut(feedback=released)
 
 
-@router.get(PATH, response_model=FeedbackOut)
+@router.get(PATH, response_model=FeedbackOut, responses=INLINE_DOC)
 def get_feedback(
-    assignment: str, student: str, submission_id: int, ctx: InstructorOrSelf, state: State
-) -> FeedbackOut:
+    assignment: str,
+    student: str,
+    submission_id: int,
+    request: Request,
+    response: Response,
+    ctx: InstructorOrSelf,
+    state: State,
+) -> FeedbackOut | StreamingResponse:
+    """The feedback's manifest; with `Accept: application/vnd.ngshare.bundle`, followed by
+    its small files' bytes (`ngshare.api.v2.inline`)."""
     with state.db.read() as session:
         found = find_submission_row(session, ctx, assignment, student, submission_id)
         feedback = found[3]
         if feedback is None:
             raise NotFound("No feedback for this submission")
         files = manifest_files(list_files(session, feedback.fileset_id))
-    return FeedbackOut(submission_id=submission_id, updated_at=feedback.created_at, files=files)
+    answer = FeedbackOut(submission_id=submission_id, updated_at=feedback.created_at, files=files)
+    return manifest_answer(request, response, state, answer, files)
 
 
 @router.delete(PATH)

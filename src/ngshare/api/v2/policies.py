@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from ngshare.api.permissions import CourseContext, check_name
 from ngshare.api.v2.assignments import manifest_files, policy_fields
 from ngshare.api.v2.bundles import MANIFEST_BODY, checked_manifest
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, State
+from ngshare.api.v2.inline import INLINE_DOC, manifest_answer
 from ngshare.api.v2.schemas import (
     AssignmentSettings,
     AssignmentSettingsIn,
@@ -300,12 +302,19 @@ def _store_solutions(
     return JSONResponse({"assignment": assignment, "changed": True})
 
 
-@router.get(BASE + "/solutions")
+@router.get(BASE + "/solutions", response_model=None, responses=INLINE_DOC)
 def get_solutions(
-    assignment: str, ctx: CourseMember, state: State, origin: V2Origin
-) -> JSONResponse:
-    """The solutions' manifest (download the files as blobs). Students: once the
-    `solutions` setting lets them (all, or after their deadline and late window)."""
+    assignment: str,
+    request: Request,
+    response: Response,
+    ctx: CourseMember,
+    state: State,
+    origin: V2Origin,
+) -> BaseModel | Response:
+    """The solutions' manifest (download the files as blobs; with `Accept:
+    application/vnd.ngshare.bundle`, the small ones follow it, `ngshare.api.v2.inline`).
+    Students: once the `solutions` setting lets them (all, or after their deadline and
+    late window)."""
     moment = now()
     with state.db.read() as session:
         row = _assignment(session, ctx, assignment)
@@ -320,9 +329,8 @@ def get_solutions(
         files = manifest_files(list_files(session, row.solutions_fileset_id))
     if not ctx.is_instructor:
         origin.record(state.db, ctx.course, "solutions_fetch", ctx.user.name, assignment=assignment)
-    return JSONResponse(
-        {"assignment": assignment, "files": [f.model_dump() for f in files]},
-    )
+    answer = {"assignment": assignment, "files": [f.model_dump() for f in files]}
+    return manifest_answer(request, response, state, answer, files)
 
 
 def extension_deadline(session: Session, row: Assignment, student: str):

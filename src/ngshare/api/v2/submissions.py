@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 import anyio
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from ngshare.api.v2.assignments import manifest_files
 from ngshare.api.v2.batches import body_bytes
 from ngshare.api.v2.bundles import MANIFEST_BODY, manifest_body
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, InstructorOrSelf, State
+from ngshare.api.v2.inline import INLINE_DOC, manifest_answer
 from ngshare.api.v2.schemas import ManifestFile, SubmissionDetail, SubmissionList, SubmissionOut
 from ngshare.api.v2.transfer import archive_response
 from ngshare.db.models import Submission
@@ -184,33 +185,47 @@ def list_submissions(
 @router.get(
     "/courses/{course}/assignments/{assignment}/submissions/{student}",
     response_model=SubmissionList,
+    responses=INLINE_DOC,
 )
 def list_student_submissions(
     assignment: str,
     student: str,
+    request: Request,
+    response: Response,
     ctx: InstructorOrSelf,
     state: State,
     files: bool = Query(False, description=FILES_HELP),
-) -> SubmissionList | JSONResponse:
+) -> SubmissionList | Response:
+    """A student's submissions. With `files` and `Accept: application/vnd.ngshare.bundle`,
+    followed by their feedback's small files (`ngshare.api.v2.inline`): fetching
+    feedback is one request."""
     with state.db.read() as session:
         row = visible_assignment(session, ctx.course_id, assignment, ctx.is_instructor)
         rows = session.execute(_query(row.id).where(Submission.student == student)).all()
         if files:
-            return _with_files(session, rows)
+            listing, feedback = _listing_with_files(session, rows)
+            return manifest_answer(request, response, state, listing, feedback)
         items = [SubmissionOut(**_out(r)) for r in rows]
     return SubmissionList(submissions=items)
 
 
 def _with_files(session: Session, rows) -> JSONResponse:
+    return JSONResponse(_listing_with_files(session, rows)[0])
+
+
+def _listing_with_files(session: Session, rows) -> tuple[dict, list[ManifestFile]]:
+    """The listing with each submission's files and its feedback's; and those feedback files."""
     items = []
+    feedback: list[ManifestFile] = []
     for r in rows:
         item = SubmissionOut(**_out(r)).model_dump(mode="json")
         item["files"] = [f.model_dump() for f in manifest_files(list_files(session, r[2].id))]
         if item["feedback"] is not None:
-            listed = list_files(session, r[4].id)
-            item["feedback"]["files"] = [f.model_dump() for f in manifest_files(listed)]
+            listed = manifest_files(list_files(session, r[4].id))
+            item["feedback"]["files"] = [f.model_dump() for f in listed]
+            feedback += listed
         items.append(item)
-    return JSONResponse({"submissions": items})
+    return {"submissions": items}, feedback
 
 
 def find_submission_row(session: Session, ctx, assignment: str, student: str, submission_id: int):
