@@ -8,6 +8,7 @@ test forces.
 import errno
 import fcntl
 import hashlib
+import mmap
 import os
 import random
 
@@ -15,7 +16,7 @@ import pytest
 
 from ngshare.storage import LocalBlobStore
 from ngshare.storage import direct as direct_module
-from ngshare.storage.direct import ALIGN, BUFFER
+from ngshare.storage.direct import ALIGN, BUFFER, page_aligned
 
 SIZE = BUFFER * 2 + ALIGN * 3 + 123  # two whole buffers, whole blocks, and a ragged tail
 
@@ -158,3 +159,47 @@ def test_a_filesystem_refusing_direct_writes_falls_back_mid_upload(store, monkey
     upload.finish()
     assert direct_writes == [0, BUFFER, BUFFER + 2 * ALIGN]  # whole, short, refused; none after
     assert store.path_for(sha).read_bytes() == data
+
+
+def aligned_copy(data: bytes) -> memoryview:
+    """`data` in page-aligned memory, as the server's upload ring holds it."""
+    buffer = mmap.mmap(-1, len(data))
+    buffer[:] = data
+    return memoryview(buffer)
+
+
+def test_page_aligned_memory_goes_to_the_disk_from_where_it_is(store, monkeypatch):
+    """A batch from the upload ring (an mmap) is written with O_DIRECT as it is; only
+    a tail short of a block is gathered. Bytes, or an unaligned position, are gathered."""
+    data = payload()
+    sha = hashlib.sha256(data).hexdigest()
+    upload = store.begin_upload(sha, "alice", size=len(data))
+    appender = upload.appender
+    assert appender is not None
+    direct_writes: list[tuple[int, int]] = []
+    real_pwrite = os.pwrite
+
+    def recording(fd, piece, offset):
+        if fd == appender.direct_fd:
+            direct_writes.append((offset, len(piece)))
+        return real_pwrite(fd, piece, offset)
+
+    monkeypatch.setattr(direct_module.os, "pwrite", recording)
+    first = BUFFER + ALIGN + 5  # whole blocks, then a tail
+    upload.write_pieces([aligned_copy(data[:first])])
+    assert direct_writes == [(0, BUFFER + ALIGN)]
+    assert appender.filled == 5  # the tail waits in the appender's own buffer
+    second = first + 2 * ALIGN
+    upload.write_pieces([aligned_copy(data[first:second])])  # something waits: gathered too
+    assert appender.filled == 5 + 2 * ALIGN and len(direct_writes) == 1
+    upload.write_pieces([data[second:]])  # bytes: gathered
+    assert upload.finish().size == len(data)
+    assert store.path_for(sha).read_bytes() == data
+
+
+def test_what_counts_as_page_aligned():
+    aligned = aligned_copy(bytes(3 * ALIGN))
+    assert page_aligned(aligned) and page_aligned(aligned[ALIGN:])
+    assert not page_aligned(aligned[1:])
+    assert not page_aligned(aligned[: ALIGN - 1])  # less than a block
+    assert not page_aligned(memoryview(bytes(aligned)))  # read-only: bytes

@@ -13,10 +13,17 @@ import anyio
 import httpx
 import pytest
 
-from ngshare.api.v2.receiving import LARGE_FILE, WRITE_BATCH, receive_body
+from ngshare.api.v2.receiving import (
+    LARGE_BATCH,
+    LARGE_FILE,
+    WRITE_BATCH,
+    BatchRing,
+    receive_body,
+)
 from ngshare.budget import MemoryBudget
 from ngshare.client import ClientError, NgshareClient, scan_tree
 from ngshare.errors import BadRequest
+from ngshare.storage.direct import page_aligned
 from ngshare.storage.pieces import SEND_CHUNK, file_pieces
 from tests.servers import token_for
 from tests.v1util import ok
@@ -616,3 +623,12 @@ def test_a_hung_up_upload_keeps_every_byte_that_arrived(size):
         anyio.run(receive_body, ScriptedBody(chunks, hang_up=True), upload, size, memory)
     assert upload.ended == "suspended" and bytes(upload.received) == sent
     assert memory.held == 0
+
+
+def test_the_upload_ring_hands_over_page_aligned_batches():
+    """So that the O_DIRECT appender writes them as they are (test_storage_direct)."""
+    ring = BatchRing(LARGE_BATCH)
+    for _turn in range(5):  # past the fourth buffer: the first one again
+        rest = ring.take(memoryview(os.urandom(LARGE_BATCH + 3)))
+        assert ring.full and len(rest) == 3
+        assert page_aligned(ring.hand_over())

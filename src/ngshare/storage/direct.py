@@ -11,11 +11,14 @@ at once. Large-object stores write big objects this way for the same reasons
 O_DIRECT wants block-aligned memory, file offsets and lengths. Bytes are
 gathered in a page-aligned buffer and written a whole number of blocks at a
 time; the head of a resumed upload up to the next block boundary and the
-tail that does not fill a block go through the ordinary descriptor.
+tail that does not fill a block go through the ordinary descriptor. Bytes
+that already sit in page-aligned memory (the server's upload ring) are
+written from there, without that copy.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import mmap
 import os
@@ -40,7 +43,9 @@ class DirectAppender:
         self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Append `data`, gathered in this appender's own aligned buffer."""
+        """Append `data`, gathered in this appender's own aligned buffer; whole blocks of
+        `data` that is itself page-aligned memory (the server's upload ring, an mmap)
+        go to the disk from where they are, when nothing waits in the buffer."""
         if self.buffer is None:
             self.buffer = mmap.mmap(-1, BUFFER)
             self.view = memoryview(self.buffer)
@@ -50,6 +55,11 @@ class DirectAppender:
             _write_all(self.fd, head, self.position)
             self.position += len(head)
             data = data[len(head) :]
+        if not self.filled and not self.position % ALIGN and page_aligned(data):
+            whole = len(data) - len(data) % ALIGN
+            self._write_blocks(data[:whole], self.position)
+            self.position += whole
+            data = data[whole:]
         while data:
             taken = min(len(data), BUFFER - self.filled)
             self.view[self.filled : self.filled + taken] = data[:taken]
@@ -116,6 +126,14 @@ def open_direct(path: Path, fd: int, offset: int) -> DirectAppender | None:
         if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
             return None
         raise
+
+
+def page_aligned(data: memoryview) -> bool:
+    """Whether `data` starts on a page boundary and holds a block at least (read-only
+    memory, such as `bytes`, is never taken for it)."""
+    if len(data) < ALIGN or data.readonly or not data.c_contiguous:
+        return False
+    return ctypes.addressof(ctypes.c_char.from_buffer(data)) % ALIGN == 0
 
 
 def _write_all(fd: int, data: memoryview, offset: int) -> None:

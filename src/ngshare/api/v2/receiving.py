@@ -18,12 +18,16 @@ Two ways to gather a batch, by file size:
   costs a page fault per 4 KiB (a 4 GiB upload by the Python client ran at
   594-791 MB/s with a list of reads per batch against 737-859 MB/s with the
   ring), and the hashing thread is quicker on one 4 MiB buffer than on a
-  list of 64 KiB reads. A ring that waits for the budget lets its buffers go
+  list of 64 KiB reads. The buffers are page-aligned (anonymous mmaps), so
+  the O_DIRECT appender writes a batch from where it is instead of copying
+  it into its own buffer first (a 4 GiB upload by curl: 1162-1224 MB/s
+  against 1059-1079). A ring that waits for the budget lets its buffers go
   first (`BatchRing.drop`), so waiting still holds nothing.
 """
 
 from __future__ import annotations
 
+import mmap
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
@@ -214,8 +218,8 @@ class BatchRing:
     @property
     def current(self) -> memoryview:
         buffer = self.buffers[self.turn]
-        if buffer is None:
-            buffer = self.buffers[self.turn] = memoryview(bytearray(self.batch_size))
+        if buffer is None:  # page-aligned: an O_DIRECT write takes it as it is
+            buffer = self.buffers[self.turn] = memoryview(mmap.mmap(-1, self.batch_size))
         return buffer
 
     def take(self, data: memoryview) -> memoryview:
