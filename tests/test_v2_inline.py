@@ -223,3 +223,24 @@ def test_solutions_come_with_their_small_files(server, course, tmp_path, http): 
     assert head["files"][0]["sha256"] == sha(solution)
     assert head["blobs"] == [{"sha256": sha(solution), "size": len(solution)}]
     assert rest == solution
+
+
+def test_a_blob_lost_from_the_store_is_not_carried_and_its_download_names_it(
+    server,
+    course,
+    tmp_path,
+    http,  # noqa: F811
+):
+    kept, lost = os.urandom(3000), os.urandom(4000)
+    release(server, course, tmp_path, {"kept.txt": kept, "lost.txt": lost}, name="ps4")
+    stored = server.data_dir / "blobs" / sha(lost)[:2] / sha(lost)[2:4] / sha(lost)
+    stored.unlink()  # as if the disk lost it
+    answer = http("stu1").get(f"courses/{course}/assignments/ps4", headers={"Accept": BUNDLE})
+    assert answer.status_code == 200
+    head, rest = split_bundle(answer)
+    assert head["blobs"] == [{"sha256": sha(kept), "size": len(kept)}] and rest == kept
+    stu = NgshareClient(server.url, token_for("stu1"), retries=0)
+    with stu, pytest.raises(ClientError, match=sha(lost)) as failed:
+        stu.fetch_assignment(course, "ps4", tmp_path / "got")
+    assert failed.value.status == 404
+    assert not (tmp_path / "got").exists()

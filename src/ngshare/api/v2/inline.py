@@ -78,7 +78,7 @@ def inline_choice(files: list[ManifestFile]) -> list[ManifestFile]:
     return chosen
 
 
-def manifest_answer(
+def manifest_answer(  # called on a worker thread: it asks the store for sizes
     request: Request,
     response: Response,
     state: AppState,
@@ -94,7 +94,9 @@ def manifest_answer(
         if isinstance(answer, dict):
             return JSONResponse(answer, headers={"Vary": "Accept"})
         return answer
-    blobs = inline_choice(files)
+    # a blob gone from the store (lost, not collected: a manifest names it) is left to
+    # the download that asks for it, which answers 404 naming it, not cut off mid-answer
+    blobs = [f for f in inline_choice(files) if state.store.size(f.sha256) == f.size]
     head = answer if isinstance(answer, dict) else answer.model_dump(mode="json")
     head = {**head, "blobs": [{"sha256": f.sha256, "size": f.size} for f in blobs]}
     line = json.dumps(head, separators=(",", ":")).encode() + b"\n"
