@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import json
 import os
 import tarfile
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from ngshare.storage.s3 import PART_SIZE, S3BlobStore
 from tests.s3 import CREDENTIALS, S3Server
 from tests.servers import ServerProcess, token_for, write_token_file
 from tests.v1util import decode_files, encode_files, ok
+
+BUNDLE = "application/vnd.ngshare.bundle"
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +149,14 @@ def test_full_cycle_on_s3(s3_server, s3, tmp_path):
         headers={"Authorization": f"token {token_for('stu1')}", "Range": "bytes=10-19"},
     )
     assert part.status_code == 206 and part.content == big[10:20]
+    # the manifest carries the small file, read from the bucket (ngshare.api.v2.inline)
+    bundled = api.get(
+        "v2/courses/s3c/assignments/ps1",
+        headers={"Authorization": f"token {token_for('stu1')}", "Accept": BUNDLE},
+    )
+    line, _, rest = bundled.content.partition(b"\n")
+    nb = {"sha256": hashlib.sha256(b"{}").hexdigest(), "size": 2}
+    assert json.loads(line)["blobs"] == [nb] and rest == b"{}"
     archive = api.get("v2/courses/s3c/assignments/ps1/archive", headers=admin)
     with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
         assert tar.extractfile("ps1/data.bin").read() == big
