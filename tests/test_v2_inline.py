@@ -66,8 +66,10 @@ def test_accept_must_name_the_bundle(server, course, tmp_path, http):  # noqa: F
     missing = stu.get(f"courses/{course}/assignments/nope", headers={"Accept": BUNDLE})
     assert missing.status_code == 404
     assert missing.json()["error"]["reason"] == "not_found"
-    other = http("stu2").get(f"courses/{course}/assignments/ps1/submissions/stu1/1/feedback")
-    assert other.status_code in (403, 404)
+    others = f"courses/{course}/assignments/ps1/submissions/stu1/1/feedback"
+    refused = http("stu2").get(others, headers={"Accept": BUNDLE})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["reason"] == "permission_denied"
 
 
 def test_choice_and_accept_rules():
