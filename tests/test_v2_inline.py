@@ -1,5 +1,6 @@
 """Manifest answers carrying their small files (`Accept: application/vnd.ngshare.bundle`)."""
 
+import contextlib
 import json
 import os
 
@@ -128,14 +129,29 @@ def test_a_fetch_asks_only_for_the_files_the_manifest_did_not_carry(server, cour
 def test_a_corrupt_carried_file_is_refused_and_nothing_is_written(server, course, tmp_path):
     corrupt = os.urandom(5000)
     release(server, course, tmp_path, {"q.ipynb": corrupt}, name="ps2")
-    stored = server.data_dir / "blobs" / sha(corrupt)[:2] / sha(corrupt)[2:4] / sha(corrupt)
-    stored.write_bytes(os.urandom(len(corrupt)))  # the disk's copy rots, same size
     dest = tmp_path / "fetched"
-    with NgshareClient(server.url, token_for("stu1")) as stu:
+    rotten = os.urandom(len(corrupt))  # the disk's copy rots, same size
+    stu = NgshareClient(server.url, token_for("stu1"))
+    with damaged(server, corrupt, rotten), stu:
         with pytest.raises(ClientError, match="corrupt"):
             stu.fetch_assignment(course, "ps2", dest)
         assert len(stu.recent) == 0
     assert not dest.exists()
+
+
+@contextlib.contextmanager
+def damaged(server, data: bytes, replacement: bytes | None):
+    """The stored blob of `data` replaced (None: deleted) for a while, then put back:
+    the session's server is shared with other test modules."""
+    stored = server.data_dir / "blobs" / sha(data)[:2] / sha(data)[2:4] / sha(data)
+    if replacement is None:
+        stored.unlink()
+    else:
+        stored.write_bytes(replacement)
+    try:
+        yield
+    finally:
+        stored.write_bytes(data)
 
 
 def test_feedback_comes_with_its_files_in_one_request(server, course, tmp_path):
@@ -235,14 +251,13 @@ def test_a_blob_lost_from_the_store_is_not_carried_and_its_download_names_it(
 ):
     kept, lost = os.urandom(3000), os.urandom(4000)
     release(server, course, tmp_path, {"kept.txt": kept, "lost.txt": lost}, name="ps4")
-    stored = server.data_dir / "blobs" / sha(lost)[:2] / sha(lost)[2:4] / sha(lost)
-    stored.unlink()  # as if the disk lost it
-    answer = http("stu1").get(f"courses/{course}/assignments/ps4", headers={"Accept": BUNDLE})
-    assert answer.status_code == 200
-    head, rest = split_bundle(answer)
-    assert head["blobs"] == [{"sha256": sha(kept), "size": len(kept)}] and rest == kept
-    stu = NgshareClient(server.url, token_for("stu1"), retries=0)
-    with stu, pytest.raises(ClientError, match=sha(lost)) as failed:
-        stu.fetch_assignment(course, "ps4", tmp_path / "got")
+    with damaged(server, lost, None):  # as if the disk lost it
+        answer = http("stu1").get(f"courses/{course}/assignments/ps4", headers={"Accept": BUNDLE})
+        assert answer.status_code == 200
+        head, rest = split_bundle(answer)
+        assert head["blobs"] == [{"sha256": sha(kept), "size": len(kept)}] and rest == kept
+        stu = NgshareClient(server.url, token_for("stu1"), retries=0)
+        with stu, pytest.raises(ClientError, match=sha(lost)) as failed:
+            stu.fetch_assignment(course, "ps4", tmp_path / "got")
     assert failed.value.status == 404
     assert not (tmp_path / "got").exists()
