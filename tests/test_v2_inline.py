@@ -224,6 +224,9 @@ def test_a_students_listing_carries_only_the_feedback_files(server, course, tmp_
     with NgshareClient(server.url, token_for("stu1"), transport=transport) as client:
         listed = client.student_submissions(course, "ps1", "stu1", files=True, inline=True)
         (graded,) = [s for s in listed if s["feedback"]]
+        # as the plugin's fetch_feedback: a prefetch, which has nothing left to fetch
+        client.download_trees(course, [graded["feedback"]["files"]], tmp_path / "pre")
+        assert not (tmp_path / "pre").exists()
         client.download_tree(course, graded["feedback"]["files"], tmp_path / "got")
     assert transport.sent == ["GET assignments/ps1/submissions/stu1"]
     assert read_tree(tmp_path / "got") == {"r.html": report}

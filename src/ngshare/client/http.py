@@ -663,7 +663,7 @@ class NgshareClient:
         wanted: dict[str, dict] = {}
         for files in manifests:
             for entry in files:
-                if not self.local_copies.has(entry["sha256"]):
+                if not self._holds(entry["sha256"], entry["size"]):
                     wanted.setdefault(entry["sha256"], entry)
         if not wanted:
             return
@@ -708,11 +708,20 @@ class NgshareClient:
         self._learn(course, [entry["sha256"] for entry, _target in jobs])
         return [target for _entry, target in jobs]
 
+    def _carried(self, sha256: str, size: int) -> bytes | None:
+        """The blob's bytes, if they came with a manifest (`recent`)."""
+        data = self.recent.get(sha256)
+        return data if data is not None and len(data) == size else None
+
+    def _holds(self, sha256: str, size: int) -> bool:
+        """Whether this client has the blob's bytes, for `_reuse`, without a request."""
+        return self._carried(sha256, size) is not None or self.local_copies.has(sha256)
+
     def _reuse(self, sha256: str, size: int, target: Path, executable: bool) -> bool:
         """Write the blob to `target` without a request, if this client has its bytes:
         they came with a manifest (`recent`), or it wrote them before (`local_copies`)."""
-        data = self.recent.get(sha256)
-        if data is None or len(data) != size:
+        data = self._carried(sha256, size)
+        if data is None:
             return self.local_copies.copy(sha256, size, target, executable)
         target.write_bytes(data)
         self.local_copies.add(sha256, target)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 
 import httpx
@@ -58,20 +59,24 @@ class RecentBlobs:
         self.limit = limit
         self._blobs: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
+        self._lock = threading.Lock()  # as HashCache, LocalCopies and KnownBlobs
 
     def add(self, blobs: dict[str, bytes]) -> None:
-        for sha256, data in blobs.items():
-            if sha256 in self._blobs:
-                self._blobs.move_to_end(sha256)
-                continue
-            self._blobs[sha256] = data
-            self._size += len(data)
-        while self._size > self.limit and self._blobs:
-            _sha, data = self._blobs.popitem(last=False)
-            self._size -= len(data)
+        with self._lock:
+            for sha256, data in blobs.items():
+                if sha256 in self._blobs:
+                    self._blobs.move_to_end(sha256)
+                    continue
+                self._blobs[sha256] = data
+                self._size += len(data)
+            while self._size > self.limit and self._blobs:
+                _sha, data = self._blobs.popitem(last=False)
+                self._size -= len(data)
 
     def get(self, sha256: str) -> bytes | None:
-        return self._blobs.get(sha256)
+        with self._lock:
+            return self._blobs.get(sha256)
 
     def __len__(self) -> int:
-        return len(self._blobs)
+        with self._lock:
+            return len(self._blobs)
