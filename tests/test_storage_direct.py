@@ -13,6 +13,7 @@ import os
 import random
 
 import pytest
+import xxhash
 
 from ngshare.storage import LocalBlobStore
 from ngshare.storage import direct as direct_module
@@ -48,7 +49,8 @@ def test_large_upload_goes_direct_and_arrives_whole(store):
         pytest.fail("O_DIRECT was not used: this test needs a filesystem that supports it")
     for piece in pieces(data, [1 << 20, 777, 65536 + 5]):
         upload.write(piece)
-    assert upload.finish().size == len(data)
+    digest = upload.finish()
+    assert (digest.size, digest.xxh3) == (len(data), xxhash.xxh3_128(data).hexdigest())
     assert store.path_for(sha).read_bytes() == data
 
 
@@ -66,7 +68,8 @@ def test_pieces_written_in_batches_arrive_whole(tmp_path, direct):
     for start in range(0, len(cut), 7):
         upload.write_pieces(cut[start : start + 7])
     assert upload.offset == len(data)
-    assert upload.finish().size == len(data)
+    digest = upload.finish()
+    assert (digest.size, digest.xxh3) == (len(data), xxhash.xxh3_128(data).hexdigest())
     assert store.path_for(sha).read_bytes() == data
 
 

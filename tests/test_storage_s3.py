@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+import xxhash
 
 from ngshare.client import NgshareClient
 from ngshare.storage import HashMismatch, hash_bytes
@@ -78,6 +79,7 @@ def test_multipart_upload_with_resume(store):
     assert resumed.offset == len(data)
     digest = resumed.finish()
     assert (digest.sha256, digest.size) == (sha, len(data))
+    assert digest.xxh3 == xxhash.xxh3_128(data).hexdigest()  # the resumed part re-read too
     assert b"".join(store.iter_chunks(sha)) == data
     assert store.upload_offset(sha, "alice") == 0
     assert list(store.list_temporary()) == []

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ngshare.checksums import DownloadCheck
 from ngshare.client import batches, rawhttp
 from ngshare.client.errors import ClientError
 from ngshare.client.inline import ACCEPT, RecentBlobs, read_answer
@@ -794,11 +795,12 @@ class NgshareClient:
             self.progress.advance(size)
             return
         path = f"courses/{_q(course)}/blobs/{sha256}"
+        check = DownloadCheck(sha256)  # the first answer's Repr-Digest chooses xxh3 or sha256
         with target.open("wb") as handle:
             if size >= HASH_ALONGSIDE:
-                sink: InlineSink = BackgroundSink(handle, hashlib.sha256(), direct=True)
+                sink: InlineSink = BackgroundSink(handle, check, direct=True)
             else:
-                sink = InlineSink(handle, hashlib.sha256())
+                sink = InlineSink(handle, check)
             stream = self._stream_into
             if self.fast_downloads and size >= FAST_DOWNLOAD:
                 stream = self._stream_fast
@@ -807,8 +809,8 @@ class NgshareClient:
                 self._retrying(failure, lambda: stream(path, sink, size))
             finally:
                 sink.close()
-        if sink.hexdigest() != sha256 or target.stat().st_size != size:
-            raise ClientError(f"Download of {target.name} is corrupt (hash mismatch)")
+        if not check.ok() or target.stat().st_size != size:
+            raise ClientError(f"Download of {target.name} is corrupt ({check.algorithm} mismatch)")
         self.local_copies.add(sha256, Path(target))
 
     def _stream_into(self, path: str, sink: InlineSink, size: int) -> None:
@@ -818,6 +820,7 @@ class NgshareClient:
         headers = {"Range": f"bytes={done}-"} if done else {}
         with self.http.stream("GET", path, params=self.params, headers=headers) as response:
             _checked(response)
+            sink.digest.choose(response.headers.get("repr-digest"))
             for chunk in response.iter_raw():  # blobs and archives come uncompressed
                 sink.write(chunk)
                 self.progress.advance(len(chunk))
@@ -836,6 +839,7 @@ class NgshareClient:
             with rawhttp.get(url, headers, self.http.timeout.read, tls_context()) as body:
                 if done and body.status != 206:
                     raise ClientError(f"The server ignored the range asked for {path}")
+                sink.digest.choose(body.header("repr-digest"))
                 sink.fill(body.readinto, size - done, self._advance_fast)
         except rawhttp.ErrorAnswer as answer:
             _checked(answer.response)

@@ -69,6 +69,9 @@ class Body:
         self.response = response
         self.status = response.status
 
+    def header(self, name: str) -> str | None:
+        return self.response.getheader(name)
+
     def readinto(self, view: memoryview) -> int:
         with _as_httpx_errors():
             return self.response.readinto(view)

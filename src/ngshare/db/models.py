@@ -76,7 +76,9 @@ class Blob(Base):
 
     md5 is what v1 calls a checksum. v1 uploads compute it while decoding;
     blobs uploaded through v2 get it the first time a v1 client lists them,
-    so v2 transfers pay for one hash only.
+    so v2 transfers pay for one hash only. xxh3 is what downloads are
+    checked with (`ngshare.checksums`): set by a streamed v2 upload, which
+    computes it beside the sha256 it verifies; unknown for other blobs.
     """
 
     __tablename__ = "blobs"
@@ -84,6 +86,7 @@ class Blob(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     md5: Mapped[str | None] = mapped_column(String(32))
+    xxh3: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -91,11 +91,10 @@ def create_fileset(
     unit of work for a set and its entries cost more than the inserts
     themselves (a third of a v2 submit's commit under the GIL).
     """
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     unique = {f.digest.sha256: f.digest for f in files}
     if unique:
         rows = [{"sha256": d.sha256, "size": d.size, "md5": d.md5 or None} for d in unique.values()]
-        statement = dialect_insert(Blob.__table__).on_conflict_do_nothing(index_elements=["sha256"])
+        statement = _upsert(session).on_conflict_do_nothing(index_elements=["sha256"])
         session.execute(statement, rows)
     digest = manifest_digest(files)
     total_size = sum(f.digest.size for f in files)
@@ -111,6 +110,30 @@ def create_fileset(
         session.execute(_INSERT_ENTRIES, entries)
     usage.count(session, course_id, total_size)
     return NewFileSet(fileset_id, digest, len(files), total_size)
+
+
+def remember_xxh3(session: Session, digest: Digest) -> None:
+    """Keep a streamed upload's xxh3 in its blob's row, made now if its commit is yet to come.
+
+    Uploads and commits are separate requests, and only the upload saw the
+    bytes. A row made here ahead of its commit is what `create_fileset`
+    finds and keeps; one whose commit never comes goes with its blob, by the
+    garbage collector.
+    """
+    values = {"sha256": digest.sha256, "size": digest.size, "xxh3": digest.xxh3}
+    statement = _upsert(session).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["sha256"],
+        set_={"xxh3": statement.excluded.xxh3},
+        where=Blob.__table__.c.xxh3.is_(None),
+    )
+    session.execute(statement)
+
+
+def _upsert(session: Session):
+    """An INSERT into `blobs` that can say what to do on a conflict (PostgreSQL or SQLite)."""
+    dialect = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return dialect(Blob.__table__)
 
 
 def drop_filesets(session: Session, ids: Collection[int]) -> None:

@@ -25,6 +25,7 @@ class Digest:
     sha256: str
     md5: str
     size: int
+    xxh3: str = ""  # xxh3-128, from a streamed upload: what downloads are checked with
 
 
 class Hashes:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ngshare.checksums import new_xxh3
 from ngshare.storage.base import CHUNK, Digest, Hashes, HashMismatch, UploadBusy
 from ngshare.storage.direct import DIRECT_MIN, DirectAppender, open_direct
 
@@ -204,10 +205,12 @@ class LocalUpload:
             raise UploadBusy(sha256) from None
         self.offset = self.handle.tell()
         self.hasher = hashlib.sha256()
+        self.quick = new_xxh3()  # computed beside the sha256 it vouches for (ngshare.checksums)
         if self.offset:
             with partial.open("rb") as existing:
                 while chunk := existing.read(CHUNK):
                     self.hasher.update(chunk)
+                    self.quick.update(chunk)
         self.appender: DirectAppender | None = None
         self._hashing: ThreadPoolExecutor | None = None
         self._hashed: Future | None = None
@@ -225,6 +228,7 @@ class LocalUpload:
             for piece in pieces:
                 self.handle.write(piece)
                 self.hasher.update(piece)
+                self.quick.update(piece)
         else:
             self._hash_behind(pieces)
         self.offset += sum(map(len, pieces))
@@ -244,7 +248,10 @@ class LocalUpload:
         previous = self._hashed
         self._hashed = self._hashing.submit(_update_all, self.hasher, pieces)
         try:
-            for piece in pieces:
+            for (
+                piece
+            ) in pieces:  # xxh3 here, at 7x sha256's speed: the hashing thread sets the pace
+                self.quick.update(piece)
                 self.appender.write(piece)
         finally:
             if previous is not None:
@@ -274,7 +281,7 @@ class LocalUpload:
         os.fsync(self.handle.fileno())
         self.handle.close()
         self.store._commit(self.partial, self.store.path_for(self.sha256))
-        return Digest(sha256=actual, md5="", size=self.offset)
+        return Digest(sha256=actual, md5="", size=self.offset, xxh3=self.quick.hexdigest())
 
     def suspend(self) -> None:
         self._hashes_done()

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, BinaryIO
 
+from ngshare.checksums import new_xxh3
 from ngshare.storage.base import CHUNK, Digest, Hashes, HashMismatch
 
 PART_SIZE = 8 * 1024 * 1024  # S3 needs at least 5 MiB for every part but the last
@@ -258,6 +259,7 @@ class S3Upload:
         self.sha256 = sha256
         self.partial_key = partial_key
         self.hasher = hashlib.sha256()
+        self.quick = new_xxh3()  # what downloads are checked with (ngshare.checksums)
         self.buffer = bytearray()
         self.parts: list[dict] = []
         self.closed = False
@@ -277,6 +279,7 @@ class S3Upload:
         small = size < PART_SIZE
         for chunk in body.iter_chunks(CHUNK):
             self.hasher.update(chunk)
+            self.quick.update(chunk)
             if small:
                 self.buffer += chunk
         self.offset = size
@@ -296,6 +299,7 @@ class S3Upload:
 
     def write(self, data: bytes) -> None:
         self.hasher.update(data)
+        self.quick.update(data)
         self.buffer += data
         self.offset += len(data)
         while len(self.buffer) >= PART_SIZE:
@@ -333,7 +337,7 @@ class S3Upload:
         self._move(self.partial_key + ".next", self.store.blob_key(self.sha256))
         self.s3.delete_object(Bucket=self.store.bucket, Key=self.partial_key)
         self.closed = True
-        return Digest(sha256=actual, md5="", size=self.offset)
+        return Digest(sha256=actual, md5="", size=self.offset, xxh3=self.quick.hexdigest())
 
     def _move(self, source: str, target: str) -> None:
         """Server-side copy (multipart above 5 GiB), then delete the source."""

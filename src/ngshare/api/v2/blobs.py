@@ -14,15 +14,19 @@ import re
 import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.receiving import receive_body
 from ngshare.api.v2.schemas import BlobStored, HashList, Missing, UploadState
 from ngshare.api.v2.transfer import blob_response
 from ngshare.config import Limits
+from ngshare.db.models import Blob
 from ngshare.domain.access import may_read_blob
+from ngshare.domain.filesets import remember_xxh3
 from ngshare.errors import BadRequest, Conflict, NotFound, TooLarge
-from ngshare.storage import BlobStore, HashMismatch, Upload, UploadBusy
+from ngshare.state import AppState
+from ngshare.storage import BlobStore, Digest, HashMismatch, Upload, UploadBusy
 
 router = APIRouter(tags=["v2: blobs"])
 
@@ -107,7 +111,14 @@ async def upload_blob(
         raise BadRequest(
             f"The bytes received hash to {exc.actual}, not {exc.expected}", reason="hash_mismatch"
         ) from None
+    if digest.xxh3:
+        await anyio.to_thread.run_sync(_remember_xxh3, state, digest)
     return JSONResponse(BlobStored(sha256=sha256, size=digest.size).model_dump(), status_code=201)
+
+
+def _remember_xxh3(state: AppState, digest: Digest) -> None:
+    with state.db.write() as session:
+        remember_xxh3(session, digest)
 
 
 async def begin_upload(store: BlobStore, sha256: str, uploader: str, size: int) -> Upload:
@@ -127,7 +138,8 @@ def download_blob(sha256: str, request: Request, ctx: CourseMember, state: State
     check_sha256(sha256)
     with state.db.read() as session:
         allowed = may_read_blob(session, ctx, sha256)
+        xxh3 = session.scalar(select(Blob.xxh3).where(Blob.sha256 == sha256)) if allowed else None
     size = state.store.size(sha256) if allowed else None
     if size is None:
         raise NotFound("File not found")
-    return blob_response(request, state.store, sha256, size, state.memory)
+    return blob_response(request, state.store, sha256, size, state.memory, xxh3)

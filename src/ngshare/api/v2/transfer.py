@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
 from ngshare.budget import MemoryBudget
+from ngshare.checksums import repr_digest
 from ngshare.domain.archives import FORMATS, Entry, stream_archive
 from ngshare.errors import BadRequest, NgshareError
 from ngshare.storage import BlobStore
@@ -22,11 +23,20 @@ RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def blob_response(
-    request: Request, store: BlobStore, sha256: str, size: int, memory: MemoryBudget
+    request: Request,
+    store: BlobStore,
+    sha256: str,
+    size: int,
+    memory: MemoryBudget,
+    xxh3: str | None = None,
 ) -> Response:
-    """The blob's bytes; 304 for a matching If-None-Match, 206 for one byte range."""
+    """The blob's bytes; 304 for a matching If-None-Match, 206 for one byte range.
+
+    `Repr-Digest` names the whole blob's sha256 and, when known, its xxh3-128,
+    which clients check instead (`ngshare.checksums`)."""
     headers = {
         "ETag": f'"{sha256}"',
+        "Repr-Digest": repr_digest(sha256, xxh3),
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=31536000, immutable",
     }
