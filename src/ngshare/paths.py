@@ -8,10 +8,12 @@ prefix of it (that would be a file and a directory at once).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from ngshare.errors import BadRequest
 
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")  # control characters and the backslash
 MAX_PATH_LENGTH = 4096
 MAX_COMPONENT_LENGTH = 255
 
@@ -20,7 +22,7 @@ def is_safe_path(path: object) -> bool:
     """True if `path` may be written below a target directory as given."""
     if not isinstance(path, str) or not path or len(path) > MAX_PATH_LENGTH:
         return False
-    if any(ord(ch) < 32 or ord(ch) == 127 or ch == "\\" for ch in path):
+    if _FORBIDDEN.search(path):
         return False
     parts = path.split("/")
     return all(
