@@ -1,12 +1,15 @@
 """fsck, backup and restore, with a running server, on SQLite or PostgreSQL."""
 
+import hashlib
 import json
 import subprocess
 import sys
 
 import httpx
 import pytest
+import xxhash
 
+from ngshare.checksums import XXH3, parse_repr_digest
 from tests.servers import ScratchDatabase, ServerProcess, token_for, token_server
 from tests.v1util import decode_files, encode_files, ok
 
@@ -52,8 +55,6 @@ def location(proc: ServerProcess) -> list[str]:
 
 
 def blob_path(proc: ServerProcess, data: bytes):
-    import hashlib
-
     sha = hashlib.sha256(data).hexdigest()
     return proc.data_dir / "blobs" / sha[:2] / sha[2:4] / sha
 
@@ -63,6 +64,16 @@ def test_fsck_finds_missing_and_corrupt_blobs(populated):
     result = ngshare("fsck", *location(proc))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fsck clean: 3 referenced blobs; 0 missing" in result.stdout
+    # v1 uploads keep no xxh3: fsck, having checked their sha256, records it once
+    assert result.stdout.splitlines()[0].endswith("; 3 download checksums added")
+    admin = {"Authorization": f"token {token_for('admin')}"}
+    stu = httpx.Client(base_url=proc.url + "/v2/", headers=admin, timeout=30)
+    for data in (b"{}", b"print(1)", b"<b>good</b>"):
+        sha = hashlib.sha256(data).hexdigest()
+        digest = stu.get(f"courses/bk/blobs/{sha}").headers["repr-digest"]
+        assert parse_repr_digest(digest)[XXH3] == xxhash.xxh3_128(data).hexdigest()
+    again = ngshare("fsck", *location(proc))
+    assert again.returncode == 0 and "checksums added" not in again.stdout
     target = blob_path(proc, b"print(1)")
     target.write_bytes(b"print(2)")  # same size, other bytes
     blob_path(proc, b"{}").unlink()

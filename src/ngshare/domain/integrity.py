@@ -6,6 +6,11 @@ reads) is the sum of its file sets. Problems (missing, wrong size, corrupt, a
 wrong count) fail the check; `recount` sets the counts right. Orphans (stored
 blobs nothing refers to, blob rows without files) are only reported, since
 the garbage collector removes them.
+
+Re-hashing a blob also computes the xxh3-128 that downloads are checked with
+(`ngshare.checksums`); a blob whose sha256 checks out and that has none yet
+(stored before migration 0007, or not by a streamed upload) gets it kept,
+so its later downloads cost their clients a seventh of the hashing.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
+from ngshare.checksums import new_xxh3
 from ngshare.db.engine import Database
 from ngshare.db.models import Blob, Course, FileEntry, FileSet
 from ngshare.storage import BlobStore
@@ -32,6 +38,7 @@ class FsckReport:
     # "course: counted N, holds M" for each course whose stored_bytes is off
     miscounted: list[str] = field(default_factory=list)
     recounted: bool = False
+    checksums_added: int = 0  # download checksums (xxh3-128) recorded for intact blobs
 
     @property
     def clean(self) -> bool:
@@ -47,6 +54,7 @@ class FsckReport:
             f"blob rows for the GC; {self.temporary} temporary files; "
             f"{len(self.miscounted)} course storage counts off"
             + (" (recounted)" if self.recounted and self.miscounted else "")
+            + (f"; {self.checksums_added} download checksums added" if self.checksums_added else "")
         )
 
 
@@ -57,27 +65,53 @@ def fsck(
     report.miscounted, report.recounted = check_course_counts(db, recount=recount), recount
     with db.read() as session:
         referenced = set(session.scalars(select(FileEntry.sha256).distinct()))
-        sizes = dict(session.execute(select(Blob.sha256, Blob.size)).all())
+        rows = session.execute(select(Blob.sha256, Blob.size, Blob.xxh3)).all()
+    sizes = {sha256: size for sha256, size, _ in rows}
+    unchecked = {sha256 for sha256, _, xxh3 in rows if xxh3 is None}
     report.referenced = len(referenced)
     report.orphan_rows = sorted(set(sizes) - referenced)
+    found: dict[str, str] = {}
     for sha256 in sorted(referenced):
         stored = store.size(sha256)
         if stored is None:
             report.missing.append(sha256)
         elif stored != sizes.get(sha256):
             report.wrong_size.append(sha256)
-        elif verify_hashes and _hash(store, sha256) != sha256:
-            report.corrupt.append(sha256)
+        elif verify_hashes:
+            actual, xxh3 = _hashes(store, sha256)
+            if actual != sha256:
+                report.corrupt.append(sha256)
+            elif sha256 in unchecked:
+                found[sha256] = xxh3
+    report.checksums_added = _record_xxh3(db, found)
     report.orphan_blobs = sorted(name for name, _ in store.list_blobs() if name not in referenced)
     report.temporary = sum(1 for _ in store.list_temporary())
     return report
 
 
-def _hash(store: BlobStore, sha256: str) -> str:
-    digest = hashlib.sha256()
+def _hashes(store: BlobStore, sha256: str) -> tuple[str, str]:
+    """The blob's sha256 and xxh3-128, from one read of its bytes."""
+    digest, quick = hashlib.sha256(), new_xxh3()
     for chunk in store.iter_chunks(sha256):
         digest.update(chunk)
-    return digest.hexdigest()
+        quick.update(chunk)
+    return digest.hexdigest(), quick.hexdigest()
+
+
+def _record_xxh3(db: Database, found: dict[str, str]) -> int:
+    """Keep the xxh3 of blobs whose sha256 just checked out; how many rows took one."""
+    if not found:
+        return 0
+    blobs = Blob.__table__
+    statement = (
+        update(blobs)
+        .where(blobs.c.sha256 == bindparam("sha"), blobs.c.xxh3.is_(None))
+        .values(xxh3=bindparam("xxh3"))
+    )
+    with db.write() as session:
+        params = [{"sha": sha256, "xxh3": xxh3} for sha256, xxh3 in found.items()]
+        session.connection().execute(statement, params)
+    return len(found)
 
 
 _HELD = (
