@@ -14,7 +14,7 @@ import re
 import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.receiving import receive_body
@@ -31,6 +31,7 @@ from ngshare.storage import BlobStore, Digest, HashMismatch, Upload, UploadBusy
 router = APIRouter(tags=["v2: blobs"])
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_XXH3 = select(Blob.xxh3).where(Blob.sha256 == bindparam("sha256"))  # built once: every download
 
 
 def check_sha256(value: str) -> str:
@@ -138,7 +139,7 @@ def download_blob(sha256: str, request: Request, ctx: CourseMember, state: State
     check_sha256(sha256)
     with state.db.read() as session:
         allowed = may_read_blob(session, ctx, sha256)
-        xxh3 = session.scalar(select(Blob.xxh3).where(Blob.sha256 == sha256)) if allowed else None
+        xxh3 = session.scalar(_XXH3, {"sha256": sha256}) if allowed else None
     size = state.store.size(sha256) if allowed else None
     if size is None:
         raise NotFound("File not found")
