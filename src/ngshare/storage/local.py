@@ -44,8 +44,10 @@ class LocalBlobStore:
         return Path(self._name(sha256))
 
     def _name(self, sha256: str) -> str:
-        """The blob's file as a string: a submit asks about its blobs some twenty
-        times (touch, size, exists), and building Paths cost more than the syscalls."""
+        """The blob's file as a string, for the twenty-odd questions a submit asks
+        about its blobs (touch, size, exists): three Paths built per question cost
+        more than its syscall under a profiler, though no benchmark here could tell
+        the difference through the noise (docs/benchmarks.md)."""
         if not SHA256_RE.match(sha256):
             raise ValueError("not a sha256 hex digest")
         return f"{self._root}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
