@@ -1,6 +1,5 @@
 """Downloads name their blob's xxh3-128 in Repr-Digest; clients check it instead of sha256."""
 
-import hashlib
 import os
 
 import httpx
@@ -10,12 +9,9 @@ import xxhash
 from ngshare.checksums import SHA256, XXH3, DownloadCheck, parse_repr_digest, repr_digest
 from ngshare.client import ClientError, NgshareClient
 from tests.servers import token_for
+from tests.test_v2_bundles import sha
 from tests.test_v2_inline import damaged
 from tests.test_v2_transfers import write_tree
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def xxh3(data: bytes) -> str:

@@ -88,14 +88,15 @@ class DownloadCheck:
             self._hash = hashlib.sha256()
 
     def update(self, data: Any) -> None:
-        if self._hash is None:
-            self.choose(None)
-        self._hash.update(data)
+        self._chosen().update(data)
 
     def hexdigest(self) -> str:
+        return self._chosen().hexdigest()
+
+    def _chosen(self) -> Any:
         if self._hash is None:
             self.choose(None)
-        return self._hash.hexdigest()
+        return self._hash
 
     def ok(self) -> bool:
         return self.hexdigest() == self.expected
