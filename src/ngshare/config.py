@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         2000, description="Most connections at once; more are answered 503 at once."
     )
+    sendfile: bool = Field(
+        True,
+        description="Send local blobs' bytes with sendfile(2), page cache to socket without "
+        "copies, where the server runs plain HTTP under uvicorn's httptools (the default); "
+        "off: stream them through Python.",
+    )
     transfer_memory_mib: int = Field(
         64,
         ge=1,

@@ -37,6 +37,11 @@ class Metrics:
         )
         self.bytes_in = Counter("ngshare_bytes_in", "Request body bytes", registry=self.registry)
         self.bytes_out = Counter("ngshare_bytes_out", "Response body bytes", registry=self.registry)
+        self.sendfile_bytes = Counter(
+            "ngshare_sendfile_bytes",
+            "Response body bytes sent by sendfile(2), also counted in ngshare_bytes_out",
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "ngshare_uploads_in_flight",
             "Requests with a body being received",

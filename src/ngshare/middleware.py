@@ -14,7 +14,7 @@ import time
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ngshare import logs
+from ngshare import logs, zerocopy
 from ngshare.errors import NgshareError
 from ngshare.metrics import Metrics
 
@@ -87,6 +87,9 @@ class ObservabilityMiddleware:
             logs.request_id.reset(token)
 
     def _record(self, scope: Scope, seen: dict, seconds: float) -> None:
+        zero_copy = scope.get("state", {}).get(zerocopy.SENT, 0)  # not in body messages
+        seen["out"] += zero_copy
+        self.metrics.sendfile_bytes.inc(zero_copy)
         route = route_label(scope)
         method = scope["method"]
         self.metrics.requests.labels(method, route, str(seen["status"])).inc()

@@ -9,7 +9,7 @@ import sys
 
 import uvicorn
 
-from ngshare import logs
+from ngshare import logs, zerocopy
 from ngshare.config import Settings
 
 log = logging.getLogger("ngshare")
@@ -64,7 +64,7 @@ def serve(settings: Settings) -> int:
         settings.storage_dir,
     )
     uvicorn.run(
-        app,
+        zerocopy.ZeroCopyApp(app) if settings.sendfile else app,
         host=settings.host or "127.0.0.1",
         port=settings.port or 10101,
         log_level=settings.log_level,

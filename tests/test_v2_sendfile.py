@@ -1,0 +1,128 @@
+"""Blob downloads sent by sendfile(2) on the connection uvicorn lends (`ngshare.zerocopy`).
+
+Real `ngshare serve` processes (uvicorn with httptools, as deployed): one with
+sendfile (the default), one with `--no-sendfile`. The metric
+`ngshare_sendfile_bytes` tells which path sent a body.
+"""
+
+import os
+import re
+import socket
+import struct
+
+import anyio
+import httpx
+import pytest
+
+from ngshare import zerocopy
+from tests.servers import token_for, token_server
+from tests.test_v2_bundles import sha
+from tests.test_v2_checksums import put_blob, release_blob
+from tests.test_v2_transfers import _evict
+
+METRICS = {"Authorization": "Bearer prom-secret"}
+AUTH = {"Authorization": f"token {token_for('stu1')}"}
+
+
+def _server(tmp_path_factory, *flags: str):
+    proc = token_server(
+        tmp_path_factory.mktemp("sendfile"), "--metrics-token", "prom-secret", *flags
+    )
+    admin = {"Authorization": f"token {token_for('admin')}"}
+    made = httpx.post(f"{proc.url}/course/c1", data={"instructors": '["inst1"]'}, headers=admin)
+    assert made.json() == {"success": True}
+    names = {"first_name": "S", "last_name": "T", "email": "s@x.org"}
+    assert httpx.post(f"{proc.url}/student/c1/stu1", data=names, headers=admin).status_code == 200
+    return proc
+
+
+@pytest.fixture(scope="module")
+def zero_copy(tmp_path_factory):
+    proc = _server(tmp_path_factory)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory):
+    proc = _server(tmp_path_factory, "--no-sendfile")
+    yield proc
+    proc.stop()
+
+
+def released(server, name: str, size: int) -> tuple[bytes, str]:
+    data = os.urandom(size)
+    assert put_blob(server, "c1", data).status_code == 201
+    return data, release_blob(server, "c1", name, data)
+
+
+def sent_by_sendfile(server) -> int:
+    text = httpx.get(server.url + "/metrics", headers=METRICS).text
+    return int(float(re.search(r"^ngshare_sendfile_bytes_total (\S+)$", text, re.M).group(1)))
+
+
+def assert_quiet(server) -> None:
+    log = server.log_path.read_text()
+    for sign in ("Traceback", "Exception in ASGI", "without completing response"):
+        assert sign not in log
+
+
+def test_whole_and_ranged_downloads_go_by_sendfile_and_keep_the_connection(zero_copy):
+    data, url = released(zero_copy, "whole", 9 * 1024 * 1024 + 17)  # several sendfile steps
+    before = sent_by_sendfile(zero_copy)
+    with httpx.Client(headers=AUTH) as client:  # one kept-alive connection for all three
+        whole = client.get(url)
+        part = client.get(url, headers={"Range": "bytes=5000-4199999"})
+        tail = client.get(url, headers={"Range": "bytes=-10"})
+    assert whole.status_code == 200 and whole.content == data
+    assert part.status_code == 206 and part.content == data[5000:4200000]
+    assert part.headers["content-range"] == f"bytes 5000-4199999/{len(data)}"
+    assert tail.content == data[-10:]
+    assert sent_by_sendfile(zero_copy) - before == len(data) + 4195000 + 10
+    assert_quiet(zero_copy)  # uvicorn completed each response as if it had sent the body
+
+
+def test_a_blob_read_from_the_disk_arrives_whole(zero_copy):
+    """Pages not in the page cache are sent from a worker thread, not the event loop."""
+    data, url = released(zero_copy, "cold", 3 * 1024 * 1024)
+    _evict(zero_copy.data_dir / "blobs" / sha(data)[:2] / sha(data)[2:4] / sha(data), os.preadv)
+    assert httpx.get(url, headers=AUTH).content == data
+
+
+def test_a_client_that_leaves_mid_body_leaves_the_server_well(zero_copy):
+    data, url = released(zero_copy, "left", 48 * 1024 * 1024)  # more than socket buffers hold
+    target = httpx.URL(url)
+    with socket.create_connection((target.host, target.port)) as conn:
+        request = (
+            f"GET {target.raw_path.decode()} HTTP/1.1\r\nHost: {target.host}\r\n"
+            f"Authorization: {AUTH['Authorization']}\r\n\r\n"
+        )
+        conn.sendall(request.encode())
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # a reset connection: the server stops sending and goes on serving
+    assert httpx.get(url, headers=AUTH).content == data
+    assert_quiet(zero_copy)
+
+
+def test_with_no_sendfile_bodies_are_streamed(streamed):
+    data, url = released(streamed, "plain", 2 * 1024 * 1024)
+    with httpx.Client(headers=AUTH) as client:
+        assert client.get(url).content == data
+        assert client.get(url, headers={"Range": "bytes=10-19"}).content == data[10:20]
+    assert sent_by_sendfile(streamed) == 0
+
+
+def test_only_uvicorn_httptools_connections_are_lent():
+    """Another server's `send` (here a plain function) gets no extension, so the
+    blob route streams."""
+    seen = {}
+
+    async def app(scope, receive, send):
+        seen.update(scope.get("extensions", {}))
+
+    async def send(message):
+        pass
+
+    anyio.run(zerocopy.ZeroCopyApp(app), {"type": "http"}, None, send)
+    assert zerocopy.EXTENSION not in seen
