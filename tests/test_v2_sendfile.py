@@ -5,6 +5,7 @@ sendfile (the default), one with `--no-sendfile`. The metric
 `ngshare_sendfile_bytes` tells which path sent a body.
 """
 
+import json
 import os
 import re
 import socket
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from ngshare import zerocopy
+from ngshare.api.v2.bundles import BUNDLE_MEDIA_TYPE
 from tests.servers import token_for, token_server
 from tests.test_v2_bundles import sha
 from tests.test_v2_checksums import put_blob, release_blob
@@ -126,3 +128,31 @@ def test_only_uvicorn_httptools_connections_are_lent():
 
     anyio.run(zerocopy.ZeroCopyApp(app), {"type": "http"}, None, send)
     assert zerocopy.EXTENSION not in seen
+
+
+def test_batches_and_manifests_with_their_files_go_by_sendfile(zero_copy):
+    """A batch download and a manifest answer carrying its small files (a JSON line,
+    then the files) mix bytes sent by uvicorn with parts sent by sendfile."""
+    small = [os.urandom(n) for n in (1000, 70_000, 0)]
+    for data in small:
+        assert put_blob(zero_copy, "c1", data).status_code == 201
+    files = [
+        {"path": f"f{i}", "sha256": sha(d), "size": len(d), "executable": False}
+        for i, d in enumerate(small)
+    ]
+    inst = {"Authorization": f"token {token_for('inst1')}"}
+    manifest_url = f"{zero_copy.url}/v2/courses/c1/assignments/mixed"
+    assert httpx.put(manifest_url, json={"files": files}, headers=inst).status_code == 201
+    before = sent_by_sendfile(zero_copy)
+    with httpx.Client(headers=AUTH) as client:
+        batch = client.post(
+            f"{zero_copy.url}/v2/courses/c1/blobs/batch",
+            json={"sha256": [sha(small[1]), sha(small[0]), sha(small[1])]},
+        )
+        bundle = client.get(manifest_url, headers={"Accept": BUNDLE_MEDIA_TYPE})
+    assert batch.content == small[1] + small[0] + small[1]
+    line, _, rest = bundle.content.partition(b"\n")
+    assert [b["sha256"] for b in json.loads(line)["blobs"]] == [sha(d) for d in small]
+    assert rest == b"".join(small)
+    assert sent_by_sendfile(zero_copy) - before == 2 * 70_000 + 1000 + 71_000
+    assert_quiet(zero_copy)

@@ -26,11 +26,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ngshare.storage.base import BlobStore
 
 EXTENSION = "ngshare.sendfile"  # scope["extensions"] key: the connection, where lent
 SENT = "ngshare.sendfile_bytes"  # scope["state"] key: body bytes sent past uvicorn (metrics)
@@ -103,7 +109,7 @@ class SendfileBody:
         finally:
             os.close(out)
         if self.sent < self.count:
-            await self._abandon()
+            await abandon(self.cycle)
             return False
         return True
 
@@ -119,14 +125,15 @@ class SendfileBody:
             return os.sendfile(out, self.fd, position, size)
         return await anyio.to_thread.run_sync(os.sendfile, out, self.fd, position, size)
 
-    async def _abandon(self) -> None:
-        """Close a connection whose body could not be sent whole; give uvicorn a turn to
-        see it closed, so that it does not report the response as unfinished."""
-        self.transport.close()
-        for _ in range(3):
-            if self.cycle.disconnected:
-                return
-            await asyncio.sleep(0)
+
+async def abandon(cycle: Any) -> None:
+    """Close a connection whose body could not be sent whole; give uvicorn a turn to
+    see it closed, so that it does not report the response as unfinished."""
+    cycle.transport.close()
+    for _ in range(3):
+        if cycle.disconnected:
+            return
+        await asyncio.sleep(0)
 
 
 def _cached(fd: int, position: int, size: int) -> bool:
@@ -160,3 +167,78 @@ async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
     finally:
         with contextlib.suppress(Exception):
             loop.remove_writer(fd)
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """`count` bytes of a local file from `offset`."""
+
+    path: Path
+    offset: int
+    count: int
+
+
+def file_parts(
+    request: Request, store: BlobStore, ranges: list[tuple[str, int, int]]
+) -> list[FilePart] | None:
+    """The (sha256, offset, count) ranges as parts of local files, when the connection
+    is lent and the store keeps its blobs on this machine; None: stream them."""
+    if EXTENSION not in request.scope.get("extensions", {}):
+        return None
+    parts = []
+    for sha256, offset, count in ranges:
+        path = store.local_file(sha256)
+        if path is None:
+            return None
+        parts.append(FilePart(path, offset, count))
+    return parts
+
+
+class SendfileResponse(Response):
+    """A body of bytes and file parts, the parts sent by sendfile(2) on the lent
+    connection. Each file is opened when its turn comes, on the event loop: the
+    route has just looked at it (its size), so the open finds it in the kernel's
+    caches."""
+
+    def __init__(
+        self,
+        request: Request,
+        parts: list[bytes | FilePart],
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        media_type: str = "application/octet-stream",
+    ) -> None:
+        super().__init__(None, status, headers, media_type)
+        self.cycle = request.scope["extensions"][EXTENSION]
+        self.parts = parts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        if scope["method"] != "HEAD":
+            sent = 0
+            try:
+                for part in self.parts:
+                    if isinstance(part, bytes):
+                        await send({"type": "http.response.body", "body": part, "more_body": True})
+                    elif part.count:
+                        done, count = await self._send_file(part)
+                        sent += count
+                        if not done:
+                            return  # the client left, or the file shrank: the connection is closed
+            finally:
+                scope.setdefault("state", {})[SENT] = sent
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send_file(self, part: FilePart) -> tuple[bool, int]:
+        try:
+            fd = os.open(part.path, os.O_RDONLY)
+        except FileNotFoundError:  # removed since the route looked: cut the response off
+            await abandon(self.cycle)
+            return False, 0
+        try:
+            body = SendfileBody(self.cycle, fd, part.offset, part.count)
+            return await body.send(), body.sent
+        finally:
+            os.close(fd)

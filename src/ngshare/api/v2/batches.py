@@ -22,11 +22,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
+from ngshare import zerocopy
 from ngshare.api.v2.blobs import begin_upload, check_file_count, check_sha256
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.schemas import HashList
@@ -333,7 +334,7 @@ def _mismatch(expected: str, actual: str) -> BadRequest:
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def download_batch(body: HashList, ctx: CourseMember, state: State) -> StreamingResponse:
+def download_batch(body: HashList, request: Request, ctx: CourseMember, state: State) -> Response:
     """The listed blobs' bytes back to back, in the order asked."""
     check_file_count(state.limits, len(body.sha256), per="request")
     hashes = [check_sha256(value) for value in body.sha256]
@@ -349,6 +350,10 @@ def download_batch(body: HashList, ctx: CourseMember, state: State) -> Streaming
         "Content-Length": str(sum(sizes)),
         "Ngshare-Blob-Sizes": ",".join(map(str, sizes)),
     }
+    ranges = [(sha256, 0, size) for sha256, size in zip(hashes, sizes, strict=True)]
+    parts = zerocopy.file_parts(request, state.store, ranges)
+    if parts is not None:
+        return zerocopy.SendfileResponse(request, parts, 200, headers)
     body = state.memory.streamed(concatenated(state.store, hashes, state.memory.piece))
     return StreamingResponse(body, headers=headers, media_type="application/octet-stream")
 

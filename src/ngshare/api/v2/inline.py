@@ -24,6 +24,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
+from ngshare import zerocopy
 from ngshare.api.v2.batches import concatenated
 from ngshare.api.v2.bundles import BUNDLE_MEDIA_TYPE
 from ngshare.api.v2.schemas import ManifestFile
@@ -100,11 +101,15 @@ def manifest_answer(  # called on a worker thread: it asks the store for sizes
     head = answer if isinstance(answer, dict) else answer.model_dump(mode="json")
     head = {**head, "blobs": [{"sha256": f.sha256, "size": f.size} for f in blobs]}
     line = json.dumps(head, separators=(",", ":")).encode() + b"\n"
+    headers = {"Content-Length": str(len(line) + sum(f.size for f in blobs)), "Vary": "Accept"}
+    parts = zerocopy.file_parts(request, state.store, [(f.sha256, 0, f.size) for f in blobs])
+    if parts is not None:
+        return zerocopy.SendfileResponse(request, [line, *parts], 200, headers, BUNDLE_MEDIA_TYPE)
     pieces = concatenated(state.store, [f.sha256 for f in blobs], state.memory.piece)
     return StreamingResponse(
         state.memory.streamed(_after(line, pieces)),
         media_type=BUNDLE_MEDIA_TYPE,
-        headers={"Content-Length": str(len(line) + sum(f.size for f in blobs)), "Vary": "Accept"},
+        headers=headers,
     )
 
 

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
-from starlette.types import Receive, Scope, Send
 
 from ngshare import zerocopy
 from ngshare.budget import MemoryBudget
 from ngshare.checksums import repr_digest
 from ngshare.domain.archives import FORMATS, Entry, stream_archive
-from ngshare.errors import BadRequest, NgshareError, NotFound
+from ngshare.errors import BadRequest, NgshareError
 from ngshare.storage import BlobStore
 from ngshare.storage.pieces import blob_pieces
 
@@ -55,43 +51,13 @@ def blob_response(
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(max(0, end - start + 1))
-    cycle = request.scope.get("extensions", {}).get(zerocopy.EXTENSION)
-    local = store.local_file(sha256) if cycle is not None else None
-    if local is not None:  # the kernel sends the page cache's pages: no copy, no pieces
-        return _SendfileResponse(local, start, end + 1 - start, cycle, status, headers)
+    parts = zerocopy.file_parts(request, store, [(sha256, start, end + 1 - start)])
+    if parts is not None:  # the kernel sends the page cache's pages: no copies, no pieces
+        return zerocopy.SendfileResponse(request, parts, status, headers)
     body = memory.streamed(blob_pieces(store, sha256, start, end + 1, memory.piece))
     return StreamingResponse(
         body, status_code=status, headers=headers, media_type="application/octet-stream"
     )
-
-
-class _SendfileResponse(Response):
-    """A blob's byte range sent by sendfile(2) on the connection uvicorn lent
-    (`ngshare.zerocopy`); the file is opened when the response starts."""
-
-    def __init__(
-        self, path: Path, start: int, count: int, cycle: Any, status: int, headers: dict
-    ) -> None:
-        super().__init__(None, status, headers, "application/octet-stream")
-        self.path, self.start, self.count, self.cycle = path, start, count, cycle
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise NotFound("File not found") from None
-        try:
-            start = {"type": "http.response.start", "status": self.status_code}
-            await send({**start, "headers": self.raw_headers})
-            if scope["method"] != "HEAD" and self.count:
-                body = zerocopy.SendfileBody(self.cycle, fd, self.start, self.count)
-                sent = await body.send()
-                scope.setdefault("state", {})[zerocopy.SENT] = body.sent
-                if not sent:
-                    return  # the client left: the connection is closed
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            os.close(fd)
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int]:
