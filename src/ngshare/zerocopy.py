@@ -2,9 +2,9 @@
 
 Why: a class fetching a 20 MB dataset moves gigabytes, and streamed through
 Python each byte is copied twice (file to buffer, buffer to socket) plus a
-pass of the event loop per 256 KiB piece. With sendfile the server's CPU for
-the class cycle's fetch phase fell by a fifth and its wall time by a sixth
-(docs/benchmarks.md, fifteenth session).
+pass of the event loop per 256 KiB piece. With sendfile the server's CPU in
+the class cycle's fetch phase fell from 6.9-7.0 s to 3.4-4.4 s, and the phase
+from 8.7-9.2 s to 6.0-7.3 s (docs/benchmarks.md, fifteenth session).
 
 ASGI has no standard way to hand a server a file descriptor (`pathsend` sends
 whole files only, and uvicorn implements neither it nor `zerocopysend`), so
