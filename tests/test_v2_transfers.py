@@ -427,9 +427,9 @@ def _evict(path, preadv) -> None:
     DONTNEED skips pages still in another CPU's batch of newly cached pages
     (the kernel drains only the calling CPU's), which made this test fail
     under load: so it is asked from every CPU in turn. It also skips a page
-    that something else holds for a moment (a memory-reclaim scan such as
-    DAMON's takes a reference while it looks at a page), which made it fail
-    once in CI: so it is asked again, a bounded number of times.
+    that something else holds for a moment (likely a memory-reclaim scan:
+    DAMON runs in these guests), and once in CI the page stayed: so it is
+    asked again, a bounded number of times.
     """
     fd = os.open(path, os.O_RDONLY)
     cpus = os.sched_getaffinity(0)
