@@ -17,6 +17,7 @@ import pytest
 
 from ngshare import zerocopy
 from ngshare.api.v2.bundles import BUNDLE_MEDIA_TYPE
+from tests.exchange_util import make_course
 from tests.servers import token_for, token_server
 from tests.test_v2_bundles import sha
 from tests.test_v2_checksums import put_blob, release_blob
@@ -27,14 +28,9 @@ AUTH = {"Authorization": f"token {token_for('stu1')}"}
 
 
 def _server(tmp_path_factory, *flags: str):
-    proc = token_server(
-        tmp_path_factory.mktemp("sendfile"), "--metrics-token", "prom-secret", *flags
-    )
-    admin = {"Authorization": f"token {token_for('admin')}"}
-    made = httpx.post(f"{proc.url}/course/c1", data={"instructors": '["inst1"]'}, headers=admin)
-    assert made.json() == {"success": True}
-    names = {"first_name": "S", "last_name": "T", "email": "s@x.org"}
-    assert httpx.post(f"{proc.url}/student/c1/stu1", data=names, headers=admin).status_code == 200
+    data_dir = tmp_path_factory.mktemp("sendfile")
+    proc = token_server(data_dir, "--metrics-token", "prom-secret", *flags)
+    make_course(proc, "c1", ["inst1"], ["stu1"])
     return proc
 
 

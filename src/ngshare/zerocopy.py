@@ -37,13 +37,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ngshare.storage.base import BlobStore
+from ngshare.storage.pieces import NOWAIT
 
 EXTENSION = "ngshare.sendfile"  # scope["extensions"] key: the connection, where lent
 SENT = "ngshare.sendfile_bytes"  # scope["state"] key: body bytes sent past uvicorn (metrics)
 STEP = 4 * 1024 * 1024  # bytes asked of one sendfile call
 YIELD_EVERY = 16 * 1024 * 1024  # bytes sent between turns of the event loop
-NOWAIT = getattr(os, "RWF_NOWAIT", None)
 _HTTPTOOLS = "uvicorn.protocols.http.httptools_impl"
+_CAN_SENDFILE = hasattr(os, "sendfile")  # not on Windows
 
 
 class ZeroCopyApp:
@@ -53,7 +54,7 @@ class ZeroCopyApp:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and hasattr(os, "sendfile"):
+        if scope["type"] == "http" and _CAN_SENDFILE:
             cycle = getattr(send, "__self__", None)
             if _lendable(cycle):
                 scope.setdefault("extensions", {})[EXTENSION] = cycle
