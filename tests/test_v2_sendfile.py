@@ -27,8 +27,9 @@ METRICS = {"Authorization": "Bearer prom-secret"}
 AUTH = {"Authorization": f"token {token_for('stu1')}"}
 
 
-def _server(tmp_path_factory, *flags: str):
-    data_dir = tmp_path_factory.mktemp("sendfile")
+def course_server(tmp_path_factory, *flags: str):
+    """A real `ngshare serve` with metrics and course c1 (inst1 teaches, stu1 takes it)."""
+    data_dir = tmp_path_factory.mktemp("server")
     proc = token_server(data_dir, "--metrics-token", "prom-secret", *flags)
     make_course(proc, "c1", ["inst1"], ["stu1"])
     return proc
@@ -36,14 +37,14 @@ def _server(tmp_path_factory, *flags: str):
 
 @pytest.fixture(scope="module")
 def zero_copy(tmp_path_factory):
-    proc = _server(tmp_path_factory)
+    proc = course_server(tmp_path_factory)
     yield proc
     proc.stop()
 
 
 @pytest.fixture(scope="module")
 def streamed(tmp_path_factory):
-    proc = _server(tmp_path_factory, "--no-sendfile")
+    proc = course_server(tmp_path_factory, "--no-sendfile")
     yield proc
     proc.stop()
 
@@ -54,9 +55,14 @@ def released(server, name: str, size: int) -> tuple[bytes, str]:
     return data, release_blob(server, "c1", name, data)
 
 
-def sent_by_sendfile(server) -> int:
+def counter(server, name: str) -> int:
+    """The value of a counter in the server's metrics."""
     text = httpx.get(server.url + "/metrics", headers=METRICS).text
-    return int(float(re.search(r"^ngshare_sendfile_bytes_total (\S+)$", text, re.M).group(1)))
+    return int(float(re.search(rf"^{name} (\S+)$", text, re.M).group(1)))
+
+
+def sent_by_sendfile(server) -> int:
+    return counter(server, "ngshare_sendfile_bytes_total")
 
 
 def assert_quiet(server) -> None:

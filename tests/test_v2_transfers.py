@@ -8,6 +8,7 @@ import random
 import tarfile
 import time
 import zipfile
+from typing import ClassVar
 
 import anyio
 import httpx
@@ -241,6 +242,8 @@ def test_upload_batches_stay_unchanged_and_are_repaid_to_the_budget_as_written(s
             time.sleep(0.002)
 
     class Body:
+        scope: ClassVar[dict] = {}  # no connection lent: the body comes as uvicorn's reads
+
         def __init__(self, chunks):
             self.chunks = chunks
 
@@ -257,7 +260,7 @@ def test_upload_batches_stay_unchanged_and_are_repaid_to_the_budget_as_written(s
 
     async def receive() -> None:
         with anyio.fail_after(60):
-            await receive_body(Body(chunks), upload, size, memory)
+            await receive_body(Body(chunks), upload, size, memory, 60)
 
     anyio.run(receive)
     assert bytes(upload.received) == data
@@ -597,6 +600,8 @@ class RecordingUpload:
 class ScriptedBody:
     """A request body as Starlette streams it, or one whose client hangs up midway."""
 
+    scope: ClassVar[dict] = {}  # no connection lent: the body comes as uvicorn's reads
+
     def __init__(self, chunks, hang_up: bool = False):
         self.chunks, self.hang_up = chunks, hang_up
 
@@ -617,7 +622,7 @@ def test_a_body_longer_than_declared_is_refused_and_dropped(size):
     chunks = [data[i : i + 300_001] for i in range(0, len(data), 300_001)]
     upload, memory = RecordingUpload(), MemoryBudget(64 * WRITE_BATCH)
     with pytest.raises(BadRequest, match=f"longer than the declared size of {size} bytes"):
-        anyio.run(receive_body, ScriptedBody(chunks), upload, size, memory)
+        anyio.run(receive_body, ScriptedBody(chunks), upload, size, memory, 60)
     assert upload.ended == "aborted" and memory.held == 0
 
 
@@ -628,7 +633,7 @@ def test_a_hung_up_upload_keeps_every_byte_that_arrived(size):
     chunks = [sent[i : i + 300_001] for i in range(0, len(sent), 300_001)]
     upload, memory = RecordingUpload(), MemoryBudget(64 * WRITE_BATCH)
     with pytest.raises(BadRequest, match=f"Connection closed at byte {len(sent)}"):
-        anyio.run(receive_body, ScriptedBody(chunks, hang_up=True), upload, size, memory)
+        anyio.run(receive_body, ScriptedBody(chunks, hang_up=True), upload, size, memory, 60)
     assert upload.ended == "suspended" and bytes(upload.received) == sent
     assert memory.held == 0
 

@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         "copies, where the server runs plain HTTP under uvicorn's httptools (the default); "
         "off: stream them through Python.",
     )
+    socket_body: bool = Field(
+        True,
+        description="Read the bodies of large uploads (64 MiB and more) from the socket "
+        "straight into the upload's buffers, past uvicorn's copies of them, where the server "
+        "runs plain HTTP under uvicorn's httptools (the default); the connection then closes "
+        "after the response. Off: through uvicorn.",
+    )
     transfer_memory_mib: int = Field(
         64,
         ge=1,

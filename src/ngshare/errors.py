@@ -67,6 +67,14 @@ class TooLarge(NgshareError):
     reason = "too_large"
 
 
+class BodyStalled(NgshareError):
+    status = 408
+    reason = "body_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The request body stalled for {seconds:g} s; send it faster")
+
+
 class Unavailable(NgshareError):
     status = 503
     reason = "unavailable"

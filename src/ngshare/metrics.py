@@ -42,6 +42,11 @@ class Metrics:
             "Response body bytes sent by sendfile(2), also counted in ngshare_bytes_out",
             registry=self.registry,
         )
+        self.socket_body_bytes = Counter(
+            "ngshare_socket_body_bytes",
+            "Upload body bytes read from the socket past uvicorn, also counted in ngshare_bytes_in",
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "ngshare_uploads_in_flight",
             "Requests with a body being received",

@@ -14,8 +14,8 @@ import time
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ngshare import logs, zerocopy
-from ngshare.errors import NgshareError
+from ngshare import logs, socketbody, zerocopy
+from ngshare.errors import BodyStalled
 from ngshare.metrics import Metrics
 
 access = logging.getLogger("ngshare.access")
@@ -58,11 +58,7 @@ class ObservabilityMiddleware:
                 with anyio.fail_after(self.body_timeout):
                     message = await receive()
             except TimeoutError:
-                raise NgshareError(
-                    f"The request body stalled for {self.body_timeout:g} s; send it faster",
-                    status=408,
-                    reason="body_timeout",
-                ) from None
+                raise BodyStalled(self.body_timeout) from None
             seen["in"] += len(message.get("body", b""))
             body_done["done"] = not message.get("more_body", False)
             return message
@@ -90,6 +86,9 @@ class ObservabilityMiddleware:
         zero_copy = scope.get("state", {}).get(zerocopy.SENT, 0)  # not in body messages
         seen["out"] += zero_copy
         self.metrics.sendfile_bytes.inc(zero_copy)
+        from_socket = scope.get("state", {}).get(socketbody.RECEIVED, 0)  # nor these
+        seen["in"] += from_socket
+        self.metrics.socket_body_bytes.inc(from_socket)
         route = route_label(scope)
         method = scope["method"]
         self.metrics.requests.labels(method, route, str(seen["status"])).inc()

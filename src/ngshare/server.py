@@ -64,7 +64,9 @@ def serve(settings: Settings) -> int:
         settings.storage_dir,
     )
     uvicorn.run(
-        zerocopy.ZeroCopyApp(app) if settings.sendfile else app,
+        zerocopy.ZeroCopyApp(app, settings.sendfile, settings.socket_body)
+        if settings.sendfile or settings.socket_body
+        else app,
         host=settings.host or "127.0.0.1",
         port=settings.port or 10101,
         log_level=settings.log_level,

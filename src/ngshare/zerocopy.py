@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ngshare.socketbody import EXTENSION as BODY
 from ngshare.storage.base import BlobStore
 from ngshare.storage.pieces import NOWAIT
 
@@ -45,28 +46,37 @@ STEP = 4 * 1024 * 1024  # bytes asked of one sendfile call
 YIELD_EVERY = 16 * 1024 * 1024  # bytes sent between turns of the event loop
 _HTTPTOOLS = "uvicorn.protocols.http.httptools_impl"
 _CAN_SENDFILE = hasattr(os, "sendfile")  # not on Windows
+_FIELDS = ("disconnected", "more_body", "keep_alive", "flow", "waiting_for_100_continue")
 
 
 class ZeroCopyApp:
-    """Wrap the application served by uvicorn; lends the connection to blob responses."""
+    """Wrap the application served by uvicorn; lends the connection to blob responses
+    (`sendfile`) and to large uploads' bodies (`socket_body`, ngshare.socketbody)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, sendfile: bool = True, socket_body: bool = True) -> None:
         self.app = app
+        self.keys = [
+            key
+            for key, wanted in ((EXTENSION, sendfile and _CAN_SENDFILE), (BODY, socket_body))
+            if wanted
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _CAN_SENDFILE:
+        if scope["type"] == "http" and self.keys:
             cycle = getattr(send, "__self__", None)
             if _lendable(cycle):
-                scope.setdefault("extensions", {})[EXTENSION] = cycle
+                scope.setdefault("extensions", {}).update(dict.fromkeys(self.keys, cycle))
         await self.app(scope, receive, send)
 
 
 def _lendable(cycle: Any) -> bool:
-    """uvicorn's httptools request cycle, over plain TCP, with the fields this module uses."""
+    """uvicorn's httptools request cycle, over plain TCP, with the fields that this
+    module and ngshare.socketbody use."""
     return (
         type(cycle).__module__ == _HTTPTOOLS
         and isinstance(getattr(cycle, "expected_content_length", None), int)
-        and hasattr(cycle, "disconnected")
+        and isinstance(getattr(cycle, "body", None), bytes | bytearray)
+        and all(hasattr(cycle, name) for name in _FIELDS)
         and cycle.transport.get_extra_info("sslcontext") is None
         and cycle.transport.get_extra_info("socket") is not None
     )

@@ -93,7 +93,7 @@ async def upload_blob(
             extra={"offset": held},
         )
     try:
-        await receive_body(request, upload, size, state.memory)
+        await receive_body(request, upload, size, state.memory, state.settings.body_timeout_seconds)
     except OSError as exc:
         # a full disk keeps nothing (the partial would only hold space); other errors keep it
         keep = exc.errno not in (errno.ENOSPC, errno.EDQUOT)

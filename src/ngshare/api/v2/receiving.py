@@ -35,7 +35,8 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 
 from ngshare.budget import MemoryBudget
-from ngshare.errors import BadRequest
+from ngshare.errors import BadRequest, BodyStalled
+from ngshare.socketbody import SocketBody
 from ngshare.storage import Upload
 
 WRITE_BATCH = 1024 * 1024  # per upload in flight: bounds memory at the deadline peak
@@ -46,11 +47,14 @@ LARGE_FILE, LARGE_BATCH = 64 * 1024 * 1024, 4 * 1024 * 1024
 Batch = list[bytes | memoryview]  # reads from the network, or one view into a ring buffer
 
 
-async def receive_body(request: Request, upload: Upload, size: int, memory: MemoryBudget) -> None:
+async def receive_body(
+    request: Request, upload: Upload, size: int, memory: MemoryBudget, stall_timeout: float
+) -> None:
     """Append the request's body to `upload`, up to `size` bytes in all.
 
     Raises BadRequest for a body longer than `size` (the upload is dropped)
-    or a connection closed early (what arrived is kept for a resume).
+    or a connection closed early (what arrived is kept for a resume), and
+    BodyStalled when a body read past uvicorn stops coming.
     """
     queue_in, queue_out = anyio.create_memory_object_stream[Batch](1)
     outcome = {"received": upload.offset, "too_long": False, "disconnected": False}
@@ -65,24 +69,38 @@ async def receive_body(request: Request, upload: Upload, size: int, memory: Memo
                 del batch
                 loans.repay_one()
 
-    gather = _read_into_ring if size >= LARGE_FILE else _read_pieces
+    gather = _gatherer(request, size, upload.offset, stall_timeout)
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(writer)
             async with queue_in:
                 await gather(request, queue_in, size, outcome, loans)
-    except BaseExceptionGroup as failed:  # the writer failed (disk full, ...): its error
+    except BaseExceptionGroup as failed:  # the writer or the socket failed: its error
         raise failed.exceptions[0] from None
     finally:
         loans.repay_all()
+        if isinstance(gather, _SocketReader):
+            gather.body.close()
     if outcome["too_long"]:
         await anyio.to_thread.run_sync(upload.abort)
         raise BadRequest(f"The body is longer than the declared size of {size} bytes")
+    if outcome.get("stalled"):
+        await anyio.to_thread.run_sync(upload.suspend)
+        raise BodyStalled(stall_timeout)
     if outcome["disconnected"]:
         await anyio.to_thread.run_sync(upload.suspend)
         raise BadRequest(
             f"Connection closed at byte {upload.offset}; resume with offset={upload.offset}"
         )
+
+
+def _gatherer(request: Request, size: int, offset: int, stall_timeout: float):
+    """How the body is read: small files as uvicorn's reads, large ones into a
+    ring, from the socket itself where the connection is lent (ngshare.socketbody)."""
+    if size < LARGE_FILE:
+        return _read_pieces
+    body = SocketBody.take(request, size - offset, stall_timeout)
+    return _read_into_ring if body is None else _SocketReader(body)
 
 
 class BatchLoans:
@@ -193,6 +211,27 @@ async def _read_into_ring(request: Request, queue, size: int, outcome: dict, loa
         await reads.aclose()
     if ring.filled and not outcome["too_long"]:
         await queue.send([ring.hand_over()])
+
+
+class _SocketReader:
+    """Batches of exactly `batch_size` bytes read from the socket into a BatchRing."""
+
+    def __init__(self, body: SocketBody) -> None:
+        self.body = body
+
+    async def __call__(self, request: Request, queue, size: int, outcome: dict, loans: BatchLoans):
+        ring = BatchRing(_batch_size(size, outcome["received"]))
+        while self.body.remaining or self.body.head:
+            await loans.borrow(ring.batch_size, ring.drop)
+            want = min(ring.batch_size, self.body.remaining + len(self.body.head))
+            got = await self.body.read_into(ring.current[:want])
+            ring.filled = got
+            outcome["received"] += got
+            if got:  # kept, even when the body stops short: a resume continues after it
+                await queue.send([ring.hand_over()])
+            if got < want:
+                outcome["stalled" if self.body.stalled else "disconnected"] = True
+                return
 
 
 class BatchRing:

@@ -1,0 +1,122 @@
+"""Large upload bodies read from the socket straight into the upload's buffers.
+
+Why: uvicorn hands a request body to the application in copies. Each read
+of the socket is a new bytes object, httptools slices the body out of it
+(a copy), uvicorn appends that to the request's bytearray (a copy) and
+`receive()` returns `bytes()` of it (a copy), which the upload then copies
+into its batch buffer: four copies in the server's memory for every byte,
+and a pass of the event loop for every read of at most 256 KiB. A 4 GiB
+upload by curl spent more of the server's CPU on that than on its sha256
+(docs/benchmarks.md, sixteenth session). Read from the socket with
+`recv_into`, each byte is copied once, by the kernel, into the buffer that
+the hashing thread and the O_DIRECT write then use as it is.
+
+How: `ZeroCopyApp` (ngshare.zerocopy) lends uvicorn's httptools request
+cycle to large uploads. `SocketBody.take` stops uvicorn from reading the
+connection, answers a waiting `Expect: 100-continue`, takes the few bytes
+of body uvicorn has already read, and marks the connection to close after
+the response: httptools never sees the rest of the body, so the connection
+cannot carry another request. The rest is read on worker threads from a
+duplicate of the socket's descriptor, a batch at a time. Only bodies with a
+Content-Length qualify (not chunked ones), and nothing may call the
+request's `receive` afterwards: uvicorn would start reading again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+
+EXTENSION = "ngshare.socket_body"  # scope["extensions"] key: the connection, where lent
+RECEIVED = "ngshare.socket_body_bytes"  # scope["state"] key: body bytes read past uvicorn
+POLL = 0.5  # seconds a worker thread waits in one recv before looking at the clock again
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def body_length(request: Request) -> int | None:
+    """The body's Content-Length; None for a chunked body or none stated."""
+    headers = request.headers
+    if "transfer-encoding" in headers:
+        return None
+    try:
+        return int(headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+class SocketBody:
+    """The rest of a request's body, `length` bytes, read from the lent connection."""
+
+    def __init__(self, request: Request, cycle: Any, length: int, stall_timeout: float) -> None:
+        self.scope = request.scope
+        self.cycle = cycle
+        self.head = memoryview(bytes(cycle.body))  # what uvicorn read before the take
+        cycle.body = type(cycle.body)()
+        self.remaining = length
+        self.stall_timeout = stall_timeout
+        self.stalled = False
+        fd = cycle.transport.get_extra_info("socket").fileno()
+        self.sock = socket.socket(fileno=os.dup(fd))
+        self.sock.settimeout(POLL)  # the descriptor stays non-blocking: the loop shares it
+
+    @classmethod
+    def take(cls, request: Request, most: int, stall_timeout: float) -> SocketBody | None:
+        """Take over the reading of the request's body, or None where that cannot be:
+        no lent connection, no Content-Length, or a body longer than `most` bytes
+        (uvicorn's reads find where it goes too far)."""
+        cycle = request.scope.get("extensions", {}).get(EXTENSION)
+        if cycle is None or cycle.disconnected or not cycle.more_body:
+            return None
+        length = body_length(request)
+        if length is None or not 0 < length <= most:
+            return None
+        cycle.flow.pause_reading()  # everything uvicorn read is now in cycle.body
+        cycle.keep_alive = False
+        if cycle.waiting_for_100_continue and not cycle.transport.is_closing():
+            cycle.transport.write(_CONTINUE)
+            cycle.waiting_for_100_continue = False
+        return cls(request, cycle, length - len(cycle.body), stall_timeout)
+
+    async def read_into(self, view: memoryview) -> int:
+        """Fill `view` with the body's next bytes; fewer only at the body's end, when the
+        client left, or when no byte came for `stall_timeout` (then `stalled` is set)."""
+        want = min(len(view), len(self.head) + self.remaining)
+        got = len(self.head[:want])
+        view[:got] = self.head[:got]
+        self.head = self.head[got:]
+        if got < want:
+            got += await anyio.to_thread.run_sync(self._fill, view[got:want])
+        state = self.scope.setdefault("state", {})
+        state[RECEIVED] = state.get(RECEIVED, 0) + got
+        return got
+
+    def _fill(self, view: memoryview) -> int:
+        """On a worker thread: recv into `view` until it is full, the body ends, or the
+        connection does; counted off `remaining`."""
+        got, stalled = 0, 0.0
+        while got < len(view):
+            try:
+                count = self.sock.recv_into(view[got:])
+            except TimeoutError:
+                stalled += POLL
+                if stalled >= self.stall_timeout:
+                    self.stalled = True
+                    break
+                continue
+            except ConnectionError:
+                count = 0
+            if count == 0:
+                self.remaining = 0  # nothing more will come
+                break
+            got += count
+            self.remaining -= count
+            stalled = 0.0
+        return got
+
+    def close(self) -> None:
+        """Close the duplicate descriptor (uvicorn closes the connection after the response)."""
+        self.sock.close()
