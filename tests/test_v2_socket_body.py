@@ -43,7 +43,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def through_uvicorn(tmp_path_factory):
-    proc = course_server(tmp_path_factory, "--no-socket-body")
+    proc = course_server(tmp_path_factory, "--no-socket-body", "--body-timeout-seconds", "1")
     yield proc
     proc.stop()
 
@@ -138,7 +138,10 @@ def test_a_client_that_leaves_can_resume_where_the_server_stopped(server, data, 
     assert_quiet(server)
 
 
-def test_a_stalled_body_is_refused_with_408_and_kept_for_a_resume(server, data, digest):
+@pytest.mark.parametrize("way", ["server", "through_uvicorn"])
+def test_a_stalled_body_is_refused_with_408_and_kept_for_a_resume(way, request, data, digest):
+    """Whichever way the body was read, every byte that came before the stall is kept."""
+    server = request.getfixturevalue(way)
     upload = RawPut(server, digest, SIZE)
     upload.conn.sendall(data[: 3 * 1024 * 1024])
     started = time.monotonic()

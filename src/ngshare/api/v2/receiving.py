@@ -57,7 +57,12 @@ async def receive_body(
     BodyStalled when a body read past uvicorn stops coming.
     """
     queue_in, queue_out = anyio.create_memory_object_stream[Batch](1)
-    outcome = {"received": upload.offset, "too_long": False, "disconnected": False}
+    outcome = {
+        "received": upload.offset,
+        "too_long": False,
+        "disconnected": False,
+        "stalled": False,
+    }
     loans = BatchLoans(memory)
 
     async def writer() -> None:
@@ -84,7 +89,7 @@ async def receive_body(
     if outcome["too_long"]:
         await anyio.to_thread.run_sync(upload.abort)
         raise BadRequest(f"The body is longer than the declared size of {size} bytes")
-    if outcome.get("stalled"):
+    if outcome["stalled"]:
         await anyio.to_thread.run_sync(upload.suspend)
         raise BodyStalled(stall_timeout)
     if outcome["disconnected"]:
@@ -141,7 +146,7 @@ def _batch_size(size: int, received: int) -> int:
 
 async def _reads(request: Request, size: int, outcome: dict) -> AsyncIterator[bytes]:
     """The body's non-empty reads, one at a time as asked for, counted in `outcome`;
-    they stop early at a body longer than `size` or a closed connection."""
+    they stop early at a body longer than `size`, a closed connection or a stall."""
     body = request.stream()
     try:
         async for chunk in body:
@@ -153,6 +158,8 @@ async def _reads(request: Request, size: int, outcome: dict) -> AsyncIterator[by
                 yield chunk
     except ClientDisconnect:
         outcome["disconnected"] = True
+    except BodyStalled:  # from the middleware's receive: keep what arrived, then refuse
+        outcome["stalled"] = True
     finally:
         await body.aclose()
 
