@@ -88,6 +88,7 @@ RULES = {
     ("post", V2 + "/blobs"): MEMBERS,
     ("post", V2 + "/blobs/batch"): MEMBERS,
     ("get", V2 + "/blobs/{sha256}"): MEMBERS,
+    ("head", V2 + "/blobs/{sha256}"): MEMBERS,
     ("put", V2 + "/blobs/{sha256}"): MEMBERS,
     ("get", V2 + "/blobs/{sha256}/upload"): MEMBERS,
     ("get", V2 + "/events"): INSTRUCTORS,

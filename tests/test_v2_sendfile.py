@@ -117,6 +117,31 @@ def test_with_no_sendfile_bodies_are_streamed(streamed):
     assert sent_by_sendfile(streamed) == 0
 
 
+@pytest.mark.parametrize("way", ["zero_copy", "streamed"])
+def test_head_answers_the_headers_alone_and_the_connection_goes_on(way, request):
+    server = request.getfixturevalue(way)
+    data, url = released(server, f"head-{way}", 3 * 1024 * 1024 + 5)
+    before = sent_by_sendfile(server)
+    with httpx.Client(headers=AUTH) as client:  # one kept-alive connection
+        counted = counter(server, "ngshare_bytes_out_total")
+        whole = client.head(url)
+        part = client.head(url, headers={"Range": "bytes=10-109"})
+        # nothing read for them: uvicorn drops a HEAD's body, but the server made none
+        assert counter(server, "ngshare_bytes_out_total") - counted < 64 * 1024
+        got = client.get(url, headers={"Range": "bytes=0-9"})
+    assert whole.status_code == 200 and whole.content == b""
+    assert whole.headers["content-length"] == str(len(data))
+    assert whole.headers["etag"] == f'"{sha(data)}"'
+    assert "sha-256=:" in whole.headers["repr-digest"]
+    assert part.status_code == 206 and part.headers["content-length"] == "100"
+    assert part.headers["content-range"] == f"bytes 10-109/{len(data)}"
+    assert got.content == data[:10]  # no body bytes of the HEADs were left on the wire
+    assert sent_by_sendfile(server) - before == (10 if way == "zero_copy" else 0)
+    outsider = {"Authorization": f"token {token_for('stu2')}"}
+    assert httpx.head(url, headers=outsider).status_code in (403, 404)
+    assert_quiet(server)
+
+
 def test_only_uvicorn_httptools_connections_are_lent():
     """Another server's `send` (here a plain function) gets no extension, so the
     blob route streams."""

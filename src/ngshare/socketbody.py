@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -51,17 +50,15 @@ def body_length(request: Request) -> int | None:
 class SocketBody:
     """The rest of a request's body, `length` bytes, read from the lent connection."""
 
-    def __init__(self, request: Request, cycle: Any, length: int, stall_timeout: float) -> None:
+    def __init__(
+        self, request: Request, sock: socket.socket, head: bytes, length: int, stall_timeout: float
+    ) -> None:
         self.scope = request.scope
-        self.cycle = cycle
-        self.head = memoryview(bytes(cycle.body))  # what uvicorn read before the take
-        cycle.body = type(cycle.body)()
-        self.remaining = length
+        self.sock = sock
+        self.head = memoryview(head)  # what uvicorn read before the take
+        self.remaining = length - len(head)
         self.stall_timeout = stall_timeout
         self.stalled = False
-        fd = cycle.transport.get_extra_info("socket").fileno()
-        self.sock = socket.socket(fileno=os.dup(fd))
-        self.sock.settimeout(POLL)  # the descriptor stays non-blocking: the loop shares it
 
     @classmethod
     def take(cls, request: Request, most: int, stall_timeout: float) -> SocketBody | None:
@@ -74,12 +71,16 @@ class SocketBody:
         length = body_length(request)
         if length is None or not 0 < length <= most:
             return None
+        fd = cycle.transport.get_extra_info("socket").fileno()
+        sock = socket.socket(fileno=os.dup(fd))  # first: if this fails, nothing has changed
+        sock.settimeout(POLL)  # the descriptor stays non-blocking: the loop shares it
         cycle.flow.pause_reading()  # everything uvicorn read is now in cycle.body
         cycle.keep_alive = False
         if cycle.waiting_for_100_continue and not cycle.transport.is_closing():
             cycle.transport.write(_CONTINUE)
             cycle.waiting_for_100_continue = False
-        return cls(request, cycle, length - len(cycle.body), stall_timeout)
+        head, cycle.body = bytes(cycle.body), type(cycle.body)()
+        return cls(request, sock, head, length, stall_timeout)
 
     async def read_into(self, view: memoryview) -> int:
         """Fill `view` with the body's next bytes; fewer only at the body's end, when the

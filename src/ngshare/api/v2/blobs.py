@@ -133,12 +133,16 @@ async def begin_upload(store: BlobStore, sha256: str, uploader: str, size: int) 
         ) from None
 
 
-@router.get("/courses/{course}/blobs/{sha256}", response_class=Response)
+@router.api_route(
+    "/courses/{course}/blobs/{sha256}", methods=["GET", "HEAD"], response_class=Response
+)
 def download_blob(sha256: str, request: Request, ctx: CourseMember, state: State) -> Response:
     """A blob's bytes, if some tree of the course that the caller may read contains it.
 
     `Repr-Digest` names the whole blob: `sha-256`, and `xxh3-128` for a blob that
-    arrived by a streamed upload (check that one: it is seven times cheaper)."""
+    arrived by a streamed upload (check that one: it is seven times cheaper).
+    HEAD answers the same headers (size, ETag, digests, a range's extent) without
+    reading the blob."""
     check_sha256(sha256)
     with state.db.read() as session:
         allowed = may_read_blob(session, ctx, sha256)

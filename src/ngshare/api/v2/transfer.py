@@ -51,6 +51,8 @@ def blob_response(
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(max(0, end - start + 1))
+    if request.method == "HEAD":  # the headers alone: nothing read, nothing sent
+        return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     parts = zerocopy.file_parts(request, store, [(sha256, start, end + 1 - start)])
     if parts is not None:  # the kernel sends the page cache's pages: no copies, no pieces
         return zerocopy.SendfileResponse(request, parts, status, headers)
