@@ -200,7 +200,7 @@ class Probe:
 
             self.settle()
             result["upload"] = _transfer(upload, size, monitor)
-            result["upload"]["bytes_on_wire"] = instructor.counter.up  # type: ignore[attr-defined]
+            result["upload"]["bytes_on_wire"] = instructor.counter.snapshot()[1]  # type: ignore[attr-defined]
             shutil.rmtree(source)
             dest = self.workdir / "fetched" / name
             self.settle()

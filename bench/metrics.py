@@ -39,9 +39,12 @@ class CountingTransport(httpx.BaseTransport):
         self.client: Any = None  # an NgshareClient: its large downloads bypass httpx
 
     def snapshot(self) -> tuple[int, int, int]:
-        """Requests, bytes up, bytes down, the client's fast downloads included."""
-        fast = (self.client.fast_requests, self.client.fast_received) if self.client else (0, 0)
-        return self.requests + fast[0], self.up, self.down + fast[1]
+        """Requests, bytes up, bytes down, the client's fast transfers included."""
+        client = self.client
+        if client is None:
+            return self.requests, self.up, self.down
+        fast = (client.fast_requests, client.fast_sent, client.fast_received)
+        return self.requests + fast[0], self.up + fast[1], self.down + fast[2]
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1

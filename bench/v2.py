@@ -42,6 +42,7 @@ def make_client(url: str, auth: Auth, user: str, timeout: float) -> NgshareClien
         transport=counter,
         link_min=LINK_MIN,  # as the nbgrader plugin (c.Exchange.link_identical_files)
         fast_downloads=True,  # as a user's client, which has no custom transport
+        fast_uploads=True,
     )
     counter.client = client
     client.counter = counter  # type: ignore[attr-defined]

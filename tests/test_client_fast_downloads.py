@@ -29,13 +29,17 @@ from tests.test_v2_transfers import read_tree, write_tree
 
 class CuttingRelay:
     """Relays loopback TCP connections to `port`; the first connection whose answer
-    passes `cut` bytes is closed right there. `heads` keeps each request's head.
-    With `tls`, it speaks TLS to its clients (a proxy in front of the Hub does)."""
+    (`direction` "down") or request ("up") passes `cut` bytes is closed right there.
+    `heads` keeps each request's head. With `tls`, it speaks TLS to its clients (a
+    proxy in front of the Hub does)."""
 
-    def __init__(self, port: int, cut: int, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, port: int, cut: int, tls: ssl.SSLContext | None = None, direction: str = "down"
+    ) -> None:
         self.upstream = port
         self.cut = cut
         self.tls = tls
+        self.direction = direction
         self.cuts = 0
         self.heads: list[bytes] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -54,31 +58,31 @@ class CuttingRelay:
                     return
                 continue
             upstream = socket.create_connection(("127.0.0.1", self.upstream))
-            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, "up"), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(upstream, client, "down"), daemon=True
+            ).start()
 
-    def _up(self, client: socket.socket, upstream: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, direction: str) -> None:
+        sent = 0
         with contextlib.suppress(OSError):
-            while data := client.recv(65536):
+            while data := source.recv(65536):
                 with self._lock:
-                    if data[:4] in (b"GET ", b"POST", b"PUT "):
+                    if direction == "up" and data[:4] in (b"GET ", b"POST", b"PUT "):
                         self.heads.append(data.split(b"\r\n\r\n", 1)[0])
-                upstream.sendall(data)
-        _close(client, upstream)
-
-    def _down(self, upstream: socket.socket, client: socket.socket) -> None:
-        sent, cutting = 0, False
-        with contextlib.suppress(OSError):
-            while data := upstream.recv(65536):
-                with self._lock:
-                    if not cutting and self.cuts == 0 and sent + len(data) > self.cut:
-                        cutting, self.cuts = True, 1
+                    cutting = (
+                        direction == self.direction
+                        and self.cuts == 0
+                        and sent + len(data) > self.cut
+                    )
+                    if cutting:
+                        self.cuts = 1
                 if cutting:
-                    client.sendall(data[: self.cut - sent])
+                    sink.sendall(data[: self.cut - sent])
                     break
-                client.sendall(data)
+                sink.sendall(data)
                 sent += len(data)
-        _close(client, upstream)
+        _close(source, sink)
 
     def close(self) -> None:
         self.listener.close()
@@ -136,14 +140,16 @@ def test_a_missing_blob_is_a_clear_404_on_the_fast_path(server, course, tmp_path
 
 def test_the_fast_path_is_off_with_a_transport_or_a_proxy(server, monkeypatch):
     with NgshareClient(server.url, token_for("stu1")) as plain:
-        assert plain.fast_downloads
+        assert plain.fast_downloads and plain.fast_uploads
     with NgshareClient(server.url, token_for("stu1"), transport=httpx.HTTPTransport()) as custom:
         assert not custom.fast_downloads  # a custom transport sees every request
+        assert not custom.fast_uploads
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     with NgshareClient(server.url, token_for("stu1")) as behind_proxy:
         assert not behind_proxy.fast_downloads  # httpx honours the proxy; http.client would not
+        assert not behind_proxy.fast_uploads
 
 
 def self_signed(directory) -> tuple[str, str]:
@@ -178,18 +184,25 @@ def self_signed(directory) -> tuple[str, str]:
     return str(cert), str(private)
 
 
+def tls_relay(server, directory) -> tuple[CuttingRelay, str, str]:
+    """An https relay in front of the server: the relay, the client's URL through it,
+    and the relay's self-signed certificate (PEM file)."""
+    cert, key = self_signed(directory)
+    serving = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    serving.load_cert_chain(cert, key)
+    port = urlsplit(server.url).port
+    relay = CuttingRelay(port, cut=1 << 40, tls=serving)
+    url = server.url.replace(f"http://127.0.0.1:{port}/", f"https://127.0.0.1:{relay.port}/")
+    return relay, url, cert
+
+
 def test_a_fast_download_over_tls_checks_the_certificate(server, course, tmp_path, monkeypatch):
     """Behind an https proxy: the fast path uses the client's TLS context, so a server
     whose certificate that context does not trust is refused, as over httpx."""
     data = os.urandom(9 * 1024 * 1024 + 1)
     with NgshareClient(server.url, token_for("inst1")) as inst:
         inst.release(course, "ps1", write_tree(tmp_path / "src", {"big.bin": data}))
-    cert, key = self_signed(tmp_path)
-    serving = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    serving.load_cert_chain(cert, key)
-    port = urlsplit(server.url).port
-    relay = CuttingRelay(port, cut=1 << 40, tls=serving)
-    url = server.url.replace(f"http://127.0.0.1:{port}/", f"https://127.0.0.1:{relay.port}/")
+    relay, url, cert = tls_relay(server, tmp_path)
     sha = hashlib.sha256(data).hexdigest()
     try:
         with NgshareClient(url, token_for("stu1"), retries=0) as stranger:

@@ -1,4 +1,5 @@
-"""One GET whose body is read straight into the caller's buffers, for large blobs.
+"""Large blobs' bodies moved by the kernel: a GET read into the caller's buffers,
+a PUT sent from the file by sendfile.
 
 httpx reads a response 64 KiB at a time through h11, which copies each read
 three times in Python (into its receive buffer, out of it, into bytes) before
@@ -15,6 +16,14 @@ custom httpx transport is in use and no proxy applies; everything else, and
 every other request, goes through httpx. Failures are raised as the httpx
 exceptions the client's retry loop knows: a dropped connection is resumed
 with a Range request as before.
+
+Uploads likewise: httpx sends a file as the chunks Python reads from it
+(a copy out of the page cache, then one into the socket). `put_file` sends
+it with `socket.sendfile`, the page cache's pages to the socket: a 4 GiB
+upload over loopback took 0.44-0.77 s of the client's CPU this way against
+1.06-1.22 s through httpx, and ran at 1555-1780 MB/s against 1300-1513
+(docs/benchmarks.md). Over TLS, Python's sendfile falls back to reads and
+sends by itself.
 """
 
 from __future__ import annotations
@@ -23,8 +32,9 @@ import http.client
 import socket
 import ssl
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -62,6 +72,65 @@ def get(
         connection.close()
 
 
+SEND_STEP = 16 * 1024 * 1024  # bytes per sendfile call: progress is reported between them
+
+
+def put_file(
+    url: httpx.URL,
+    headers: Mapping[str, str],
+    source: Path,
+    offset: int,
+    count: int,
+    timeout: float | None,
+    context: ssl.SSLContext,
+    advance: Callable[[int], None],
+) -> httpx.Response:
+    """PUT `count` bytes of `source` from `offset` as the body; the answer, read.
+
+    A server may answer before it has read the whole body (an error, or a
+    blob it already holds) and close the connection: the answer is still
+    read if it came. Otherwise network failures become httpx transport
+    errors, for the caller's retry loop.
+    """
+    connection = _connection(url, timeout, context)
+    try:
+        with _as_httpx_errors():
+            connection.putrequest("PUT", url.raw_path.decode("ascii"), skip_accept_encoding=True)
+            for name, value in {**headers, "Content-Length": str(count)}.items():
+                connection.putheader(name, value)
+            connection.endheaders()
+            try:
+                _send_file(connection.sock, source, offset, count, advance)
+            except OSError as failed:
+                return _early_answer(connection, url, failed)
+            return _as_httpx(connection.getresponse(), url, "PUT")
+    finally:
+        connection.close()
+
+
+def _send_file(
+    sock: socket.socket, source: Path, offset: int, count: int, advance: Callable[[int], None]
+) -> None:
+    with source.open("rb") as handle:
+        sent = 0
+        while sent < count:
+            step = sock.sendfile(handle, offset + sent, min(SEND_STEP, count - sent))
+            if step == 0:
+                raise httpx.WriteError(f"{source} ended {count - sent} bytes early")
+            sent += step
+            advance(step)
+
+
+def _early_answer(
+    connection: http.client.HTTPConnection, url: httpx.URL, failed: OSError
+) -> httpx.Response:
+    """The answer a server sent before it stopped reading the body, if any."""
+    try:
+        return _as_httpx(connection.getresponse(), url, "PUT")
+    except (http.client.HTTPException, OSError):
+        raise httpx.WriteError(f"{type(failed).__name__}: {failed}") from failed
+
+
 class Body:
     """A success's body: `readinto(view)` fills `view` (fewer bytes only at the end)."""
 
@@ -91,13 +160,15 @@ def _connection(url: httpx.URL, timeout: float | None, context: ssl.SSLContext):
     return http.client.HTTPConnection(url.host, url.port, timeout=timeout)
 
 
-def _as_httpx(response: http.client.HTTPResponse, url: httpx.URL) -> httpx.Response:
+def _as_httpx(
+    response: http.client.HTTPResponse, url: httpx.URL, method: str = "GET"
+) -> httpx.Response:
     body = response.read(ERROR_BODY_LIMIT)
     return httpx.Response(
         response.status,
         headers=list(response.getheaders()),
         content=body,
-        request=httpx.Request("GET", url),
+        request=httpx.Request(method, url),
     )
 
 
