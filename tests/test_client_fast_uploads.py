@@ -13,14 +13,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from ngshare.client import NgshareClient
-from ngshare.client.http import FAST_DOWNLOAD
+from ngshare.client.http import FAST_UPLOAD
 from tests.servers import token_for
 from tests.test_client_fast_downloads import CuttingRelay, tls_relay
 from tests.test_v2_transfers import read_tree, write_tree
 
 
 def test_a_large_file_goes_up_by_sendfile_and_arrives_whole(server, course, tmp_path):
-    data = os.urandom(FAST_DOWNLOAD + 4097)
+    data = os.urandom(FAST_UPLOAD + 4097)
     small = os.urandom(1000)  # goes in a batch, through httpx
     with NgshareClient(server.url, token_for("inst1")) as inst:
         assert inst.fast_uploads
@@ -33,7 +33,7 @@ def test_a_large_file_goes_up_by_sendfile_and_arrives_whole(server, course, tmp_
 
 
 def test_a_cut_fast_upload_resumes_where_the_server_stopped(server, course, tmp_path):
-    data = os.urandom(2 * FAST_DOWNLOAD)  # what is left after the cut goes fast again
+    data = os.urandom(2 * FAST_UPLOAD)  # what is left after the cut goes fast again
     port = urlsplit(server.url).port
     relay = CuttingRelay(port, cut=5 * 1024 * 1024, direction="up")
     url = server.url.replace(f":{port}/", f":{relay.port}/")
@@ -74,7 +74,7 @@ def test_a_blob_the_server_already_holds_is_answered_before_its_body(server, cou
 def test_a_fast_upload_over_tls(server, course, tmp_path, monkeypatch):
     """Behind an https proxy: Python's sendfile falls back to reads and sends on a
     TLS socket, and the client's TLS context is the one used."""
-    data = os.urandom(FAST_DOWNLOAD + 1)
+    data = os.urandom(FAST_UPLOAD + 1)
     relay, url, cert = tls_relay(server, tmp_path)
     trusting = ssl.create_default_context(cafile=cert)
     monkeypatch.setattr("ngshare.client.http.tls_context", lambda: trusting)

@@ -43,6 +43,7 @@ HASH_ALONGSIDE = 64 * 1024 * 1024  # larger downloads are written and hashed on 
 # blobs this large are read past httpx (`rawhttp`, a connection of their own); smaller
 # ones travel in batches or over httpx's kept-alive connections
 FAST_DOWNLOAD = batches.SMALL_FILE
+FAST_UPLOAD = batches.SMALL_FILE  # larger blobs go up alone, sent by sendfile
 # Uploads this small are sent without first asking which blobs are missing;
 # files the client knows the server holds (`KnownBlobs`) are left out first,
 # so the rest is new to the server unless another user sent the same bytes.
@@ -87,7 +88,7 @@ class NgshareClient:
     httpx; by default only without a custom `transport`, which would not see
     them, and when no proxy applies. They are counted in `fast_requests` and
     `fast_received` (bytes).
-    `fast_uploads`: likewise, send blobs of FAST_DOWNLOAD bytes or more that go
+    `fast_uploads`: likewise, send blobs of FAST_UPLOAD bytes or more that go
     up alone (a PUT each) by sendfile with `rawhttp.put_file`; counted in
     `fast_requests` and `fast_sent`.
     `link_min`: a file this large or larger that the client already wrote is
@@ -447,7 +448,7 @@ class NgshareClient:
 
     def _put_from(self, path: str, item: LocalFile, offset: int) -> int:
         params = {**self.params, "size": item.size, "offset": offset}
-        if self.fast_uploads and item.size - offset >= FAST_DOWNLOAD:
+        if self.fast_uploads and item.size - offset >= FAST_UPLOAD:
             response = self._put_fast(path, params, item.source, offset, item.size - offset)
         else:
             response = self.http.put(
@@ -466,7 +467,11 @@ class NgshareClient:
     ) -> httpx.Response:
         """`_put_from`'s PUT sent with `rawhttp`: the kernel sends the file's pages."""
         url = self.http.base_url.join(path).copy_merge_params(params)
-        headers = {**self.http.headers, "Content-Type": "application/octet-stream"}
+        headers = {
+            **self.http.headers,
+            "Content-Type": "application/octet-stream",
+            "Accept-Encoding": "identity",  # the answer is handed to httpx as it came
+        }
         self.fast_requests += 1
         return rawhttp.put_file(
             url,
