@@ -44,7 +44,8 @@ class Metrics:
         )
         self.socket_body_bytes = Counter(
             "ngshare_socket_body_bytes",
-            "Upload body bytes read from the socket past uvicorn, also counted in ngshare_bytes_in",
+            "Bytes of upload bodies taken over from uvicorn and read from the socket, "
+            "also counted in ngshare_bytes_in",
             registry=self.registry,
         )
         self.in_flight = Gauge(
