@@ -184,7 +184,7 @@ def test_hash_mismatch_is_refused_and_not_stored(server, course):
 
 
 def test_large_upload_in_odd_pieces_arrives_whole(server, course, tmp_path):
-    """Past LARGE_FILE the server gathers 4 MiB batches in reused buffers, writes them
+    """Past LARGE_FILE the server gathers LARGE_BATCH batches in reused buffers, writes them
     with O_DIRECT and hashes each one behind the write: a buffer reused too early
     would change the bytes hashed or stored, and the upload would be refused."""
     size = LARGE_FILE + 3 * 1024 * 1024 + 17
