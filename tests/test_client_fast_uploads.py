@@ -46,10 +46,13 @@ def test_a_cut_fast_upload_resumes_where_the_server_stopped(server, course, tmp_
     assert relay.cuts == 1
     sha = hashlib.sha256(data).hexdigest()
     puts = [h for h in relay.heads if h.startswith(f"PUT /api/v2/courses/{course}/blobs/".encode())]
-    assert len(puts) == 2
-    offset = int(re.search(rb"[?&]offset=(\d+)", puts[1]).group(1))
+    # the retry asks where the upload stands; a server still finishing the cut one
+    # may answer 409 with its offset, and the client follows that: 2 PUTs or more
+    assert len(puts) >= 2 and b"offset=0" in puts[0]
+    offset = int(re.search(rb"[?&]offset=(\d+)", puts[-1]).group(1))
     assert 4 * 1024 * 1024 < offset <= 5 * 1024 * 1024  # what reached the server, kept
-    assert fast == (2, len(data) - offset)  # the cut step counted nothing; the rest went fast
+    assert fast[0] == len(puts)  # every PUT, the resumed ones too, went by sendfile
+    assert fast[1] >= len(data) - offset  # the cut step's bytes are not counted
     answer = httpx.get(
         f"{server.url}/v2/courses/{course}/blobs/{sha}",
         headers={"Authorization": f"token {token_for('stu1')}"},
