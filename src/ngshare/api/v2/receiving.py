@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import mmap
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
@@ -76,18 +78,16 @@ async def receive_body(
                 del batch
                 loans.repay_one()
 
-    gather = _gatherer(request, size, upload.offset, stall_timeout)
     try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(writer)
-            async with queue_in:
-                await gather(request, queue_in, size, outcome, loans)
+        with _gatherer(request, size, upload.offset, stall_timeout) as gather:
+            async with anyio.create_task_group() as group:
+                group.start_soon(writer)
+                async with queue_in:
+                    await gather(request, queue_in, size, outcome, loans)
     except BaseExceptionGroup as failed:  # the writer or the socket failed: its error
         raise failed.exceptions[0] from None
     finally:
         loans.repay_all()
-        if isinstance(gather, _SocketReader):
-            gather.body.close()
     if outcome["too_long"]:
         await anyio.to_thread.run_sync(upload.abort)
         raise BadRequest(f"The body is longer than the declared size of {size} bytes")
@@ -101,13 +101,22 @@ async def receive_body(
         )
 
 
-def _gatherer(request: Request, size: int, offset: int, stall_timeout: float):
+@contextmanager
+def _gatherer(request: Request, size: int, offset: int, stall_timeout: float) -> Iterator:
     """How the body is read: small files as uvicorn's reads, large ones into a
-    ring, from the socket itself where the connection is lent (ngshare.socketbody)."""
+    ring, from the socket itself where the connection is lent (ngshare.socketbody,
+    whose duplicate of the socket is closed on the way out)."""
     if size < LARGE_FILE:
-        return _read_pieces
+        yield _read_pieces
+        return
     body = SocketBody.take(request, size - offset, stall_timeout)
-    return _read_into_ring if body is None else _SocketReader(body)
+    if body is None:
+        yield _read_into_ring
+        return
+    try:
+        yield partial(_read_from_socket, body)
+    finally:
+        body.close()
 
 
 class BatchLoans:
@@ -222,25 +231,22 @@ async def _read_into_ring(request: Request, queue, size: int, outcome: dict, loa
         await queue.send([ring.hand_over()])
 
 
-class _SocketReader:
+async def _read_from_socket(
+    body: SocketBody, request: Request, queue, size: int, outcome: dict, loans: BatchLoans
+):
     """Batches of exactly `batch_size` bytes read from the socket into a BatchRing."""
-
-    def __init__(self, body: SocketBody) -> None:
-        self.body = body
-
-    async def __call__(self, request: Request, queue, size: int, outcome: dict, loans: BatchLoans):
-        ring = BatchRing(_batch_size(size, outcome["received"]))
-        while self.body.remaining or self.body.head:
-            await loans.borrow(ring.batch_size, ring.drop)
-            want = min(ring.batch_size, self.body.remaining + len(self.body.head))
-            got = await self.body.read_into(ring.current[:want])
-            ring.filled = got
-            outcome["received"] += got
-            if got:  # kept, even when the body stops short: a resume continues after it
-                await queue.send([ring.hand_over()])
-            if got < want:
-                outcome["stalled" if self.body.stalled else "disconnected"] = True
-                return
+    ring = BatchRing(_batch_size(size, outcome["received"]))
+    while body.remaining or body.head:
+        await loans.borrow(ring.batch_size, ring.drop)
+        want = min(ring.batch_size, body.remaining + len(body.head))
+        got = await body.read_into(ring.current[:want])
+        ring.filled = got
+        outcome["received"] += got
+        if got:  # kept, even when the body stops short: a resume continues after it
+            await queue.send([ring.hand_over()])
+        if got < want:
+            outcome["stalled" if body.stalled else "disconnected"] = True
+            return
 
 
 class BatchRing:
