@@ -63,10 +63,8 @@ def serve(settings: Settings) -> int:
         _redact(settings.database_url or ""),
         settings.storage_dir,
     )
-    uvicorn.run(
-        zerocopy.ZeroCopyApp(app, settings.sendfile, settings.socket_body)
-        if settings.sendfile or settings.socket_body
-        else app,
+    uvicorn.run(  # with both --no-sendfile and --no-socket-body, ZeroCopyApp lends nothing
+        zerocopy.ZeroCopyApp(app, settings.sendfile, settings.socket_body),
         host=settings.host or "127.0.0.1",
         port=settings.port or 10101,
         log_level=settings.log_level,

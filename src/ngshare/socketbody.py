@@ -86,7 +86,7 @@ class SocketBody:
         """Fill `view` with the body's next bytes; fewer only at the body's end, when the
         client left, or when no byte came for `stall_timeout` (then `stalled` is set)."""
         want = min(len(view), len(self.head) + self.remaining)
-        got = len(self.head[:want])
+        got = min(len(self.head), want)
         view[:got] = self.head[:got]
         self.head = self.head[got:]
         if got < want:
