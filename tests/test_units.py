@@ -1,9 +1,11 @@
-"""Pure functions: timestamps and path validation."""
+"""Pure functions: timestamps, path validation, a body's declared length."""
 
 from datetime import UTC, datetime
 
 import pytest
+from starlette.requests import Request
 
+from ngshare.bodies import declared_length
 from ngshare.errors import BadRequest
 from ngshare.paths import check_tree, is_safe_path
 from ngshare.timestamps import format_v1, next_after, parse_v1
@@ -50,3 +52,28 @@ def test_tree_conflicts():
     for tree in (["a", "a"], ["a", "a/b"], ["a/b/c", "a/b"]):
         with pytest.raises(BadRequest, match="Illegal path"):
             check_tree(tree)
+
+
+def _request(headers: list[tuple[bytes, bytes]]) -> Request:
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": headers})
+
+
+@pytest.mark.parametrize(
+    "headers, expected",
+    [
+        ([(b"content-length", b"4096")], 4096),
+        ([(b"content-length", b"0")], 0),
+        ([], None),
+        ([(b"content-length", b"")], None),
+        ([(b"content-length", b"-1")], None),
+        ([(b"content-length", b"+12")], None),
+        ([(b"content-length", b" 12")], None),
+        ([(b"content-length", b"1_000")], None),
+        ([(b"content-length", "\u00b2".encode("latin-1"))], None),  # isdigit, not int
+        ([(b"content-length", b"99"), (b"transfer-encoding", b"chunked")], None),
+    ],
+)
+def test_declared_length(headers, expected):
+    """A body's size from its headers: plain digits only, and never beside a
+    Transfer-Encoding (which wins over the Content-Length)."""
+    assert declared_length(_request(headers)) == expected

@@ -30,21 +30,12 @@ import socket
 import anyio.to_thread
 from starlette.requests import Request
 
+from ngshare.bodies import declared_length
+
 EXTENSION = "ngshare.socket_body"  # scope["extensions"] key: the connection, where lent
 RECEIVED = "ngshare.socket_body_bytes"  # scope["state"] key: body bytes read past uvicorn
 POLL = 0.5  # seconds a worker thread waits in one recv before looking at the clock again
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-def body_length(request: Request) -> int | None:
-    """The body's Content-Length; None for a chunked body or none stated."""
-    headers = request.headers
-    if "transfer-encoding" in headers:
-        return None
-    try:
-        return int(headers["content-length"])
-    except (KeyError, ValueError):
-        return None
 
 
 class SocketBody:
@@ -68,7 +59,7 @@ class SocketBody:
         cycle = request.scope.get("extensions", {}).get(EXTENSION)
         if cycle is None or cycle.disconnected or not cycle.more_body:
             return None
-        length = body_length(request)
+        length = declared_length(request)
         if length is None or not 0 < length <= most:
             return None
         fd = cycle.transport.get_extra_info("socket").fileno()

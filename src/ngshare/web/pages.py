@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ngshare.api.permissions import CourseContext, load_course_context
 from ngshare.auth import User
 from ngshare.auth.session import check_csrf, csrf_token, session_credential
+from ngshare.bodies import declared_length
 from ngshare.errors import NgshareError, NotFound, PermissionDenied, Unauthenticated
 from ngshare.state import AppState, get_state, state_dependency
 from ngshare.timestamps import format_v1
@@ -238,8 +239,8 @@ State = Annotated[AppState, Depends(state_dependency)]
 
 async def checked_form(request: Request, viewer: ViewerDep, state: State) -> FormData:
     """The submitted form, once its CSRF token matches the session's (else 403)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+    declared = declared_length(request)
+    if declared is not None and declared > MAX_FORM_BYTES:
         raise NgshareError(
             f"The form is larger than {MAX_FORM_BYTES // 2**20} MB", status=413, reason="too_large"
         )

@@ -19,6 +19,7 @@ from ngshare.api.v1.wire import (
     PercentDecoder,
     unquote_plus_bytes,
 )
+from ngshare.bodies import declared_length
 from ngshare.config import Limits
 from ngshare.errors import BadRequest, TooLarge
 from ngshare.storage.base import Staging
@@ -130,8 +131,8 @@ def _text(data: bytes) -> str:
 async def read_form(request: Request, decoder: FormDecoder, limit: int) -> None:
     """Feed the body to `decoder`; 413 as soon as it passes `limit` bytes."""
     message = f"Request body exceeds the server limit of {limit // 2**20} MiB"
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = declared_length(request)
+    if declared is not None and declared > limit:
         raise TooLarge(message)
     content_type = request.headers.get("content-type", FORM_TYPE).split(";")[0].strip()
     batch: list[bytes] = []  # joined once per BATCH: one copy, not a growing buffer's

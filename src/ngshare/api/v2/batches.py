@@ -31,6 +31,7 @@ from ngshare import zerocopy
 from ngshare.api.v2.blobs import begin_upload, check_file_count, check_sha256
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.schemas import HashList
+from ngshare.bodies import declared_length
 from ngshare.config import Limits
 from ngshare.domain.access import readable_blobs
 from ngshare.errors import BadRequest, NotFound, TooLarge
@@ -207,8 +208,8 @@ def body_bytes(request: Request) -> int:
     otherwise hold the body's first chunk while the server read the next.
     """
     most = 5 * IN_MEMORY
-    declared = request.headers.get("content-length", "")
-    return min(int(declared), most) if declared.isdigit() else most
+    declared = declared_length(request)
+    return most if declared is None else min(declared, most)
 
 
 async def receive_blobs(
