@@ -26,6 +26,7 @@ from pathlib import Path
 import ngshare
 from bench import classcycle
 from bench.classcycle import PHASE_HEADERS, phase_row
+from bench.floor import write_floor
 from bench.metrics import fmt, markdown_table, mb, wait_for_quiet
 from bench.servers import (
     REPO,
@@ -36,6 +37,7 @@ from bench.servers import (
     start_ours,
     write_tokens,
 )
+from bench.workload import Workload
 
 RUNS = {
     "old-v1": "ngshare 0.6.0, v1",
@@ -90,8 +92,9 @@ def run_one(run: str, args: argparse.Namespace, tokens: Path) -> dict:
     return result
 
 
-def ratios(results: dict[str, dict]) -> list[dict]:
-    """The issue's targets, each with the figure measured in this run."""
+def ratios(results: dict[str, dict], floor: dict | None = None) -> list[dict]:
+    """The issue's targets, each with the figure measured in this run (and, with
+    `floor`, the students' file writes alone beside the v2 fetch phase)."""
     old, v1, v2, archive = (
         results.get(k) for k in ("old-v1", "ours-v1", "ours-v2", "ours-v2-archive")
     )
@@ -146,10 +149,40 @@ def ratios(results: dict[str, dict]) -> list[dict]:
             f"{mb(hwm(v2))} MB",
             0 < hwm(v2) < 200e6,
         )
+    if floor:
+        add(
+            f"(info) students' fetch writes alone, {floor['bytes'] / 1e6:.0f} MB into "
+            f"{floor['directory']}",
+            floor["wall_s"],
+            f"{floor['wall_s']:.2f} s wall, {floor['cpu_s']:.1f} s CPU"
+            + (f" (v2 fetch phase: {_fetch(v2)})" if v2 else ""),
+            None,
+        )
     for result in (old, v1, v2, archive):
         if result and result["errors"]:
             add(f"{result['label']}: no errors", result["errors"], str(result["errors"]), False)
     return rows
+
+
+def _fetch(result: dict) -> str:
+    fetch = next(p for p in result["phases"] if p["phase"] == "fetch")
+    return f"{fetch['wall_s']:.2f} s wall, {fetch['client_cpu_s']:.1f} s students' CPU"
+
+
+def measure_floor(args: argparse.Namespace) -> dict:
+    """`bench.floor.write_floor` for this run's workload, in the students' directory."""
+    workload = Workload(
+        students=args.students,
+        notebooks=args.notebooks,
+        notebook_kb=args.notebook_kb,
+        data_mb=args.data_mb,
+        seed=args.seed,
+    )
+    sizes = [info.size for info in workload.release_info.values()]
+    if args.quiet_wait > 0:
+        wait_for_quiet(args.quiet_wait)
+    directory = Path(args.client_dir or args.workdir_path)
+    return write_floor(directory, sizes, args.students, max(1, args.processes))
 
 
 def markdown(results: dict[str, dict], checks: list[dict], meta: dict) -> str:
@@ -248,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="before each run, wait up to this many seconds for other work on the machine "
         "to pause (0: do not wait)",
     )
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip measuring the students' fetch writes alone (bench.floor) before the runs",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument(
         "--render", metavar="JSON", help="only rewrite the Markdown of an earlier results file"
@@ -260,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.render:
         saved = json.loads(Path(args.render).read_text())
-        text = markdown(saved["runs"], ratios(saved["runs"]), saved["meta"])
+        checks = ratios(saved["runs"], saved.get("floor"))
+        text = markdown(saved["runs"], checks, saved["meta"])
         Path(args.render).with_suffix(".md").write_text(text)
         print(text)
         return 0
@@ -271,20 +310,25 @@ def main(argv: list[str] | None = None) -> int:
     meta = environment(argv)
     args.workdir_path = Path(tempfile.mkdtemp(prefix="ngshare-compare-", dir=args.workdir))
     results: dict[str, dict] = {}
+    floor = None
     try:
         tokens = write_tokens(args.workdir_path / "tokens.json", bench_users(args.students))
+        if not args.no_floor:
+            floor = measure_floor(args)
+            print(f"students' fetch writes alone: {floor}", file=sys.stderr, flush=True)
         for run in runs:
             results[run] = run_one(run, args, tokens)
             time.sleep(2)
     finally:
         shutil.rmtree(args.workdir_path, ignore_errors=True)
-    checks = ratios(results)
+    checks = ratios(results, floor)
     text = markdown(results, checks, meta)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = args.name or "compare-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     (out / f"{name}.json").write_text(
-        json.dumps({"meta": meta, "targets": checks, "runs": results}, indent=1) + "\n"
+        json.dumps({"meta": meta, "targets": checks, "floor": floor, "runs": results}, indent=1)
+        + "\n"
     )
     (out / f"{name}.md").write_text(text)
     print(text)

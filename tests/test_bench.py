@@ -118,3 +118,20 @@ def test_uploads_benchmark_stores_every_students_file(tmp_path):
     assert row["wall_s"] > 0
     stored = list((tmp_path / "server").rglob("*"))
     assert sum(p.stat().st_size for p in stored if p.is_file()) >= 4 * 9 * 2**20
+
+
+def test_floor_writes_every_copy_and_reports_it(tmp_path):
+    """bench.floor: the students' writes alone, from several processes, with their
+    CPU counted (the children's) and nothing left behind; the compare report lists it."""
+    from bench.compare import ratios
+    from bench.floor import write_floor
+
+    sizes = [3 * 2**20, 100_000]
+    floor = write_floor(tmp_path, sizes, students=5, processes=2)
+    assert floor["bytes"] == 5 * sum(sizes) and floor["processes"] == 2
+    assert floor["wall_s"] > 0 and floor["cpu_s"] > 0
+    assert list(tmp_path.iterdir()) == []
+    (row,) = ratios({}, floor)
+    assert row["target"].startswith("(info) students' fetch writes alone, 16 MB into ")
+    assert row["measured"] == f"{floor['wall_s']:.2f} s wall, {floor['cpu_s']:.1f} s CPU"
+    assert row["met"] is None
