@@ -24,6 +24,28 @@ NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux: read only what the page cache
 YIELD_EVERY = 4 * 1024 * 1024  # bytes read from the page cache between turns of the event loop
 
 
+Range = tuple[str, int, int]  # a blob's sha256, the first byte's offset, the byte count
+
+
+async def concatenated(
+    store: BlobStore, ranges: list[Range], piece: Callable[[], int], head: bytes = b""
+) -> AsyncIterator[bytes | memoryview]:
+    """`head`, then the ranges' bytes back to back, small ones gathered so each piece
+    sent is about `piece()` bytes (a whole piece of a large blob goes as it was read)."""
+    pending = bytearray(head)
+    for sha256, offset, count in ranges:
+        async for chunk in blob_pieces(store, sha256, offset, offset + count, piece):
+            if not pending and len(chunk) >= piece():
+                yield chunk
+                continue
+            pending += chunk
+            if len(pending) >= piece():
+                yield bytes(pending)
+                pending.clear()
+    if pending:
+        yield bytes(pending)
+
+
 def blob_pieces(
     store: BlobStore,
     sha256: str,

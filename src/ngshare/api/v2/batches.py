@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import anyio
@@ -27,17 +27,16 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
-from ngshare import zerocopy
 from ngshare.api.v2.blobs import begin_upload, check_file_count, check_sha256
 from ngshare.api.v2.deps import CourseMember, State
 from ngshare.api.v2.schemas import HashList
+from ngshare.api.v2.transfer import ranges_response
 from ngshare.bodies import declared_length
 from ngshare.config import Limits
 from ngshare.domain.access import readable_blobs
 from ngshare.errors import BadRequest, NotFound, TooLarge
 from ngshare.storage import BlobStore, Digest, HashMismatch
 from ngshare.storage.base import CHUNK
-from ngshare.storage.pieces import blob_pieces
 
 router = APIRouter(tags=["v2: blobs"])
 
@@ -352,26 +351,4 @@ def download_batch(body: HashList, request: Request, ctx: CourseMember, state: S
         "Ngshare-Blob-Sizes": ",".join(map(str, sizes)),
     }
     ranges = [(sha256, 0, size) for sha256, size in zip(hashes, sizes, strict=True)]
-    parts = zerocopy.file_parts(request, state.store, ranges)
-    if parts is not None:
-        return zerocopy.SendfileResponse(request, parts, 200, headers)
-    body = state.memory.streamed(concatenated(state.store, hashes, state.memory.piece))
-    return StreamingResponse(body, headers=headers, media_type="application/octet-stream")
-
-
-async def concatenated(
-    store: BlobStore, hashes: list[str], piece: Callable[[], int]
-) -> AsyncIterator[bytes | memoryview]:
-    """Blob after blob, small ones gathered so each piece sent is about `piece()` bytes."""
-    pending = bytearray()
-    for sha256 in hashes:
-        async for chunk in blob_pieces(store, sha256, piece=piece):
-            if not pending and len(chunk) >= piece():
-                yield chunk  # a whole piece of a large blob: no copy
-                continue
-            pending += chunk
-            if len(pending) >= piece():
-                yield bytes(pending)
-                pending.clear()
-    if pending:
-        yield bytes(pending)
+    return ranges_response(request, state.store, state.memory, ranges, headers)

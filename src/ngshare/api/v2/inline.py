@@ -18,16 +18,14 @@ was, so older clients see no change.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from ngshare import zerocopy
-from ngshare.api.v2.batches import concatenated
 from ngshare.api.v2.bundles import BUNDLE_MEDIA_TYPE
 from ngshare.api.v2.schemas import ManifestFile
+from ngshare.api.v2.transfer import ranges_response
 from ngshare.state import AppState
 
 INLINE_FILE = 1024 * 1024  # larger files: a batch or a request of their own (resumable)
@@ -102,20 +100,7 @@ def manifest_answer(  # called on a worker thread: it asks the store for sizes
     head = {**head, "blobs": [{"sha256": f.sha256, "size": f.size} for f in blobs]}
     line = json.dumps(head, separators=(",", ":")).encode() + b"\n"
     headers = {"Content-Length": str(len(line) + sum(f.size for f in blobs)), "Vary": "Accept"}
-    parts = zerocopy.file_parts(request, state.store, [(f.sha256, 0, f.size) for f in blobs])
-    if parts is not None:
-        return zerocopy.SendfileResponse(request, [line, *parts], 200, headers, BUNDLE_MEDIA_TYPE)
-    pieces = concatenated(state.store, [f.sha256 for f in blobs], state.memory.piece)
-    return StreamingResponse(
-        state.memory.streamed(_after(line, pieces)),
-        media_type=BUNDLE_MEDIA_TYPE,
-        headers=headers,
+    ranges = [(f.sha256, 0, f.size) for f in blobs]
+    return ranges_response(
+        request, state.store, state.memory, ranges, headers, media_type=BUNDLE_MEDIA_TYPE, head=line
     )
-
-
-async def _after(
-    line: bytes, pieces: AsyncIterator[bytes | memoryview]
-) -> AsyncIterator[bytes | memoryview]:
-    yield line
-    async for piece in pieces:
-        yield piece

@@ -1,4 +1,5 @@
-"""Streaming responses for v2: one blob with ETag and Range, or a whole archive."""
+"""Streaming responses for v2: one blob with ETag and Range, stored ranges back to
+back, or a whole archive."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from ngshare.checksums import repr_digest
 from ngshare.domain.archives import FORMATS, Entry, stream_archive
 from ngshare.errors import BadRequest, NgshareError
 from ngshare.storage import BlobStore
-from ngshare.storage.pieces import blob_pieces
+from ngshare.storage.pieces import Range, concatenated
 
-__all__ = ["archive_response", "blob_response"]
+__all__ = ["archive_response", "blob_response", "ranges_response"]
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -53,13 +54,32 @@ def blob_response(
     headers["Content-Length"] = str(max(0, end - start + 1))
     if request.method == "HEAD":  # the headers alone: nothing read, nothing sent
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
-    parts = zerocopy.file_parts(request, store, [(sha256, start, end + 1 - start)])
-    if parts is not None:  # the kernel sends the page cache's pages: no copies, no pieces
-        return zerocopy.SendfileResponse(request, parts, status, headers)
-    body = memory.streamed(blob_pieces(store, sha256, start, end + 1, memory.piece))
-    return StreamingResponse(
-        body, status_code=status, headers=headers, media_type="application/octet-stream"
+    return ranges_response(
+        request, store, memory, [(sha256, start, end + 1 - start)], headers, status=status
     )
+
+
+def ranges_response(
+    request: Request,
+    store: BlobStore,
+    memory: MemoryBudget,
+    ranges: list[Range],
+    headers: dict[str, str],
+    *,
+    status: int = 200,
+    media_type: str = "application/octet-stream",
+    head: bytes = b"",
+) -> Response:
+    """`head`, then stored byte ranges back to back: one blob's download, a batch, a
+    manifest carrying its small files. Sent by sendfile where the connection is lent
+    and the store keeps its blobs on this machine (the kernel sends the page cache's
+    pages: no copies, no pieces); otherwise streamed in pieces the memory budget sizes."""
+    parts = zerocopy.file_parts(request, store, ranges)
+    if parts is not None:
+        body = [head, *parts] if head else parts
+        return zerocopy.SendfileResponse(request, body, status, headers, media_type)
+    pieces = memory.streamed(concatenated(store, ranges, memory.piece, head))
+    return StreamingResponse(pieces, status_code=status, headers=headers, media_type=media_type)
 
 
 def _parse_range(value: str, size: int) -> tuple[int, int]:
