@@ -134,6 +134,48 @@ def disk_throughput(directory: Path, total: int = GIB) -> float:
     return total / seconds
 
 
+def cold_read_probe(directory: Path, pause: float, total: int = GIB) -> dict:
+    """Buffered reads of a file out of the page cache, as a first fetch reads a blob.
+
+    Read twice, dropping the file's cached pages each time: first after
+    `pause` seconds, then at once. On a VM whose idle memory goes back to the
+    host, the first read's page cache lands in memory the guest must fault in
+    again, and the CPU's first touch of it is what bounds a first fetch (the
+    copy into the client's buffer); the second reuses pages just freed. Each
+    read's MB/s and the system CPU seconds it took.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "cold-probe.bin"
+    block = os.urandom(MIB)
+    with path.open("wb") as handle:
+        for _ in range(total // MIB):
+            handle.write(block)
+        handle.flush()
+        os.fdatasync(handle.fileno())
+    buffer = memoryview(bytearray(MIB))
+    result = {"pause_s": pause}
+    try:
+        for name, wait in (("after_pause", pause), ("at_once", 0)):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                time.sleep(wait)
+                cpu, start, read = os.times().system, time.perf_counter(), 0
+                while got := os.readv(fd, [buffer]):
+                    read += got
+                seconds = time.perf_counter() - start
+                result[name] = {
+                    "bytes": read,
+                    "bytes_per_s": read / seconds,
+                    "system_cpu_s": round(os.times().system - cpu, 2),
+                }
+            finally:
+                os.close(fd)
+    finally:
+        path.unlink()
+    return result
+
+
 # Test files
 
 
@@ -368,6 +410,8 @@ def run(args: argparse.Namespace) -> dict:
         print(f"raw loopback TCP: {_loopback(result) / 1e6:.0f} MB/s", file=sys.stderr, flush=True)
         result["iperf3_bytes_per_s"] = iperf3_throughput()
         result["disk_bytes_per_s"] = disk_throughput(workdir / "disk")
+        if args.cold_read_pause > 0:
+            result["cold_read"] = cold_read_probe(workdir / "disk", args.cold_read_pause)
         name, url, pid = targets[0]
         probe = Probe(url, auth, pid, workdir, "largefile", args.quiet_wait)
         probe.create_course()
@@ -463,6 +507,16 @@ def report(result: dict) -> str:
     if result.get("disk_bytes_per_s"):
         disk = result["disk_bytes_per_s"] / 1e6
         lines += [f"Disk, 1 GiB written then fdatasync'ed in the data dir: {disk:.0f} MB/s", ""]
+    cold = result.get("cold_read")
+    if cold:
+        late, soon = cold["after_pause"], cold["at_once"]
+        lines += [
+            f"Page cache, 1 GiB read after dropping it: {late['bytes_per_s'] / 1e6:.0f} MB/s "
+            f"({late['system_cpu_s']} s system CPU) after a {cold['pause_s']:g} s pause, "
+            f"{soon['bytes_per_s'] / 1e6:.0f} MB/s ({soon['system_cpu_s']} s) at once "
+            "(bench.largefile.cold_read_probe: what a first fetch's reader pays here)",
+            "",
+        ]
     rows = []
     for item in result["v2"]:
         for way in ("upload", "download", "download_again"):
@@ -512,6 +566,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60,
         help="before each transfer, wait up to this many seconds for other work to pause",
+    )
+    parser.add_argument(
+        "--cold-read-pause",
+        type=float,
+        default=10,
+        help="seconds idle before the page-cache probe's first read (0: skip the probe)",
     )
     parser.add_argument("--workdir", help="where the big files go (default: system temp)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))

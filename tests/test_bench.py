@@ -135,3 +135,16 @@ def test_floor_writes_every_copy_and_reports_it(tmp_path):
     assert row["target"].startswith("(info) students' fetch writes alone, 16 MB into ")
     assert row["measured"] == f"{floor['wall_s']:.2f} s wall, {floor['cpu_s']:.1f} s CPU"
     assert row["met"] is None
+
+
+def test_cold_read_probe_reads_the_whole_file_twice(tmp_path):
+    """bench.largefile.cold_read_probe: both reads timed over the whole file, with the
+    system CPU they took, and the probe's file removed."""
+    from bench.largefile import MIB, cold_read_probe
+
+    probe = cold_read_probe(tmp_path, pause=0.1, total=8 * MIB)
+    assert probe["pause_s"] == 0.1
+    for read in (probe["after_pause"], probe["at_once"]):
+        assert read["bytes"] == 8 * MIB
+        assert read["bytes_per_s"] > 0 and read["system_cpu_s"] >= 0
+    assert list(tmp_path.iterdir()) == []
