@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -61,6 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.openapi()  # FastAPI builds each router's routes lazily: now, not in a first request
+        # every sync route, dependency and to_thread call of this event loop shares it
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         async with anyio.create_task_group() as tasks:
             for task in background_tasks(state):
                 tasks.start_soon(task)

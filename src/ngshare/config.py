@@ -151,6 +151,13 @@ class Settings(BaseSettings):
         "files and large files' batches wait for room in it, downloads read smaller pieces "
         "to fit in it (docs/operations.md).",
     )
+    worker_threads: int = Field(
+        8,
+        ge=1,
+        description="Worker threads for blocking work at once (database sessions, files, "
+        "hashes): fewer threads contend less for Python's lock. The reading of large "
+        "uploads from their sockets has threads of its own (docs/operations.md).",
+    )
     max_request_mib: int = Field(
         1024, description="Largest v1 request body in MiB (v1 sends files base64 in the body)."
     )

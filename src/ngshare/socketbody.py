@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import socket
 
+import anyio
 import anyio.to_thread
 from starlette.requests import Request
 
@@ -50,6 +51,10 @@ class SocketBody:
         self.remaining = length - len(head)
         self.stall_timeout = stall_timeout
         self.stalled = False
+        # Its own worker thread, not one of the `--worker-threads` the routes share: a
+        # read waits on the client, up to `stall_timeout`, and a few slow uploaders
+        # must not leave the other requests without threads.
+        self._reader = anyio.CapacityLimiter(1)
 
     @classmethod
     def take(cls, request: Request, most: int, stall_timeout: float) -> SocketBody | None:
@@ -81,7 +86,7 @@ class SocketBody:
         view[:got] = self.head[:got]
         self.head = self.head[got:]
         if got < want:
-            got += await anyio.to_thread.run_sync(self._fill, view[got:want])
+            got += await anyio.to_thread.run_sync(self._fill, view[got:want], limiter=self._reader)
         state = self.scope.setdefault("state", {})
         state[RECEIVED] = state.get(RECEIVED, 0) + got
         return got
