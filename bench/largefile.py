@@ -120,18 +120,23 @@ def iperf3_throughput(seconds: int = 5) -> float | None:
 
 def disk_throughput(directory: Path, total: int = GIB) -> float:
     """Bytes per second written durably (1 MiB writes, then fdatasync) where the server stores."""
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "disk-probe.bin"
-    block = os.urandom(MIB)
     start = time.perf_counter()
+    _write_synced(path, total)
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return total / seconds
+
+
+def _write_synced(path: Path, total: int) -> None:
+    """`total` bytes of one random MiB repeated, written 1 MiB at a time, then fdatasync'ed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(MIB)
     with path.open("wb") as handle:
         for _ in range(total // MIB):
             handle.write(block)
         handle.flush()
         os.fdatasync(handle.fileno())
-    seconds = time.perf_counter() - start
-    path.unlink()
-    return total / seconds
 
 
 def cold_read_probe(directory: Path, pause: float, total: int = GIB) -> dict:
@@ -144,14 +149,8 @@ def cold_read_probe(directory: Path, pause: float, total: int = GIB) -> dict:
     copy into the client's buffer); the second reuses pages just freed. Each
     read's MB/s and the system CPU seconds it took.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "cold-probe.bin"
-    block = os.urandom(MIB)
-    with path.open("wb") as handle:
-        for _ in range(total // MIB):
-            handle.write(block)
-        handle.flush()
-        os.fdatasync(handle.fileno())
+    _write_synced(path, total)
     buffer = memoryview(bytearray(MIB))
     result = {"pause_s": pause}
     try:
