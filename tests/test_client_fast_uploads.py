@@ -7,12 +7,14 @@ network that drops the connection mid-body.
 import hashlib
 import os
 import re
+import socket
 import ssl
+import threading
 from urllib.parse import urlsplit
 
 import httpx
 
-from ngshare.client import NgshareClient
+from ngshare.client import NgshareClient, rawhttp
 from ngshare.client.http import FAST_UPLOAD
 from tests.servers import token_for
 from tests.test_client_fast_downloads import CuttingRelay, tls_relay
@@ -90,3 +92,56 @@ def test_a_fast_upload_over_tls(server, course, tmp_path, monkeypatch):
     with NgshareClient(server.url, token_for("stu1")) as stu:
         stu.fetch_assignment(course, "ps1", tmp_path / "got")
     assert read_tree(tmp_path / "got") == {"big.bin": data}
+
+
+def _one_request_head(answer: bytes) -> tuple[socket.socket, threading.Thread, list[bytes]]:
+    """A loopback listener that reads one request's head (and a short body), answers
+    `answer` and keeps the head; stands in for a server to see what the client sent."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    heads: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += conn.recv(65536)
+            heads.append(received.split(b"\r\n\r\n")[0])
+            conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread, heads
+
+
+def _accept_encodings(head: bytes) -> list[bytes]:
+    lines = head.split(b"\r\n")[1:]
+    return [
+        line.split(b":", 1)[1].strip()
+        for line in lines
+        if line.lower().startswith(b"accept-encoding:")
+    ]
+
+
+def test_fast_requests_ask_for_identity_once(tmp_path):
+    """The fast GET and PUT replace the client's own Accept-Encoding (httpx sends
+    gzip, deflate) with identity, rather than sending both."""
+    client_headers = httpx.Client().headers  # as NgshareClient passes its session's
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    source = tmp_path / "f.bin"
+    source.write_bytes(b"x" * 10)
+    listener, thread, heads = _one_request_head(answer)
+    url = httpx.URL(f"http://127.0.0.1:{listener.getsockname()[1]}/blob")
+    with listener:
+        got = rawhttp.put_file(
+            url, client_headers, source, 0, 10, 10, ssl.create_default_context(), lambda n: None
+        )
+        thread.join(10)
+    assert got.status_code == 200
+    listener, thread, heads_get = _one_request_head(answer)
+    url = httpx.URL(f"http://127.0.0.1:{listener.getsockname()[1]}/blob")
+    with listener:
+        with rawhttp.get(url, client_headers, 10, ssl.create_default_context()) as body:
+            assert body.status == 200
+        thread.join(10)
+    assert [_accept_encodings(h) for h in heads + heads_get] == [[b"identity"], [b"identity"]]

@@ -467,11 +467,7 @@ class NgshareClient:
     ) -> httpx.Response:
         """`_put_from`'s PUT sent with `rawhttp`: the kernel sends the file's pages."""
         url = self.http.base_url.join(path).copy_merge_params(params)
-        headers = {
-            **self.http.headers,
-            "Content-Type": "application/octet-stream",
-            "Accept-Encoding": "identity",  # the answer is handed to httpx as it came
-        }
+        headers = {**self.http.headers, "Content-Type": "application/octet-stream"}
         self.fast_requests += 1
         return rawhttp.put_file(
             url,

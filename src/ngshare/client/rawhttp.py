@@ -63,13 +63,22 @@ def get(
     try:
         with _as_httpx_errors():
             target = url.raw_path.decode("ascii")
-            connection.request("GET", target, headers={**headers, "Accept-Encoding": "identity"})
+            connection.request("GET", target, headers=_identity(headers))
             response = connection.getresponse()
             if response.status >= 400:
                 raise ErrorAnswer(_as_httpx(response, url))
         yield Body(response)
     finally:
         connection.close()
+
+
+def _identity(headers: Mapping[str, str], extra: Mapping[str, str] = {}) -> httpx.Headers:
+    """`headers` and `extra`, asking for the body as it is: the answer is handed to
+    httpx (or read into buffers) without decoding. Names compare without case, so
+    the client's own `accept-encoding` is replaced, not sent beside this one."""
+    merged = httpx.Headers(headers)
+    merged.update({**extra, "Accept-Encoding": "identity"})
+    return merged
 
 
 SEND_STEP = 16 * 1024 * 1024  # bytes per sendfile call: progress is reported between them
@@ -96,7 +105,7 @@ def put_file(
     try:
         with _as_httpx_errors():
             connection.putrequest("PUT", url.raw_path.decode("ascii"), skip_accept_encoding=True)
-            for name, value in {**headers, "Content-Length": str(count)}.items():
+            for name, value in _identity(headers, {"Content-Length": str(count)}).items():
                 connection.putheader(name, value)
             connection.endheaders()
             try:
