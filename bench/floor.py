@@ -14,6 +14,7 @@ ratios so that a reader can tell the server's share from the machine's.
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 import resource
@@ -74,3 +75,56 @@ def _write_copies(root: Path, sizes: list[int], copies: int) -> None:
                 left = size
                 while left:
                     left -= handle.write(buffer[: min(left, WRITE)])
+
+
+def fresh_memory_probe(directory: Path, steps: int, step_bytes: int = 2**30) -> list[dict]:
+    """Write `steps` * `step_bytes` into one file below `directory`, keeping it all
+    until the end, and time each step: the wall time and this process's CPU.
+
+    On a VM that hands freed memory back to its host, the first steps reuse
+    memory the guest still holds and later ones touch memory it must get
+    back first; the step where the rate falls tells how much a workload may
+    hold before every new page costs that first touch (docs/benchmarks.md,
+    eighteenth session). The file is removed after.
+    """
+    buffer = memoryview(os.urandom(WRITE))
+    target = Path(tempfile.mkdtemp(prefix="fresh-", dir=directory)) / "probe"
+    rows = []
+    try:
+        with open(target, "wb", buffering=0) as handle:
+            for step in range(steps):
+                before, start = _own_cpu(), time.perf_counter()
+                left = step_bytes
+                while left:
+                    left -= handle.write(buffer[: min(left, WRITE)])
+                wall = time.perf_counter() - start
+                cpu = _own_cpu() - before
+                rows.append(
+                    {"step": step + 1, "bytes": step_bytes, "wall_s": round(wall, 3),
+                     "cpu_s": round(cpu, 3), "mb_s": round(step_bytes / 1e6 / wall, 1),
+                     "file_bytes": os.fstat(handle.fileno()).st_size}
+                )  # fmt: skip
+    finally:
+        shutil.rmtree(target.parent, ignore_errors=True)
+    return rows
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Write GiB after GiB into one kept file and time each (fresh_memory_probe)."
+    )
+    parser.add_argument("--dir", type=Path, default=Path("/dev/shm"))
+    parser.add_argument("--gib", type=int, default=6, help="GiB written in all, one step each")
+    args = parser.parse_args()
+    print(f"| GiB | MB/s | wall s | CPU s |  (into {args.dir})\n|---|---|---|---|")
+    for row in fresh_memory_probe(args.dir, args.gib):
+        print(f"| {row['step']} | {row['mb_s']:.0f} | {row['wall_s']:.2f} | {row['cpu_s']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -148,3 +148,17 @@ def test_cold_read_probe_reads_the_whole_file_twice(tmp_path):
         assert read["bytes"] == 8 * MIB
         assert read["bytes_per_s"] > 0 and read["system_cpu_s"] >= 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fresh_memory_probe_times_every_step_and_removes_its_file(tmp_path):
+    """bench.floor.fresh_memory_probe: one row per step, each with the step's bytes
+    written (the file grows by each), and nothing left behind."""
+    from bench.floor import fresh_memory_probe
+
+    rows = fresh_memory_probe(tmp_path, steps=3, step_bytes=3 * 2**20 + 5)
+    assert [row["step"] for row in rows] == [1, 2, 3]
+    for row in rows:
+        assert row["bytes"] == 3 * 2**20 + 5
+        assert row["file_bytes"] == row["step"] * row["bytes"]  # kept, not rewritten
+        assert row["wall_s"] > 0 and row["cpu_s"] >= 0 and row["mb_s"] > 0
+    assert list(tmp_path.iterdir()) == []
