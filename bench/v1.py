@@ -92,12 +92,12 @@ class V1Client:
         self.counter.requests += 1
         try:
             with rawhttp.get(url, self.http.headers, self.timeout, tls_context()) as body:
-                data = body.response.read()
+                status, data = body.status, body.response.read()
         except rawhttp.ErrorAnswer as error:
             self.counter.down += len(error.response.content)
             return _ok(error.response)
         self.counter.down += len(data)
-        return _checked(200, data)
+        return _checked(status, data)
 
     def post(self, path: str, body: str | list[bytes]) -> dict:
         if isinstance(body, str):

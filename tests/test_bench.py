@@ -76,6 +76,19 @@ def test_class_cycle(server, tmp_path, api, processes):
     assert "whole cycle" in classcycle.report(result)
 
 
+def test_v1_users_count_what_they_read_and_report_refusals(server, tmp_path):
+    """bench.v1.V1Client reads GET answers past httpx: a refusal still names the
+    server's status and message, and the request and its bytes are counted."""
+    from bench.users import Auth
+    from bench.v1 import BenchError, V1Client
+
+    auth = Auth.load("token-file", write_token_file(tmp_path / "tokens.json"))
+    with V1Client(server.url, auth, "inst1", 30) as client:
+        with pytest.raises(BenchError, match=r"^HTTP 404: .+"):
+            client.get("assignments/no-such-course")
+        assert client.counter.requests == 1 and client.counter.down > 0
+
+
 def test_workers_keep_order_and_report_a_dead_worker():
     """Results come back in task order; a worker process that dies yields errors, not a hang."""
 
