@@ -139,8 +139,9 @@ class Settings(BaseSettings):
     )
     socket_body: bool = Field(
         True,
-        description="Read the bodies of large uploads (64 MiB and more) from the socket "
-        "straight into the upload's buffers, past uvicorn's copies of them, where the server "
+        description="Read the bodies of large uploads (v2 files of 64 MiB and more, v1 "
+        "forms of 4 MiB and more) from the socket straight into the upload's buffers, past "
+        "uvicorn's copies of them, where the server "
         "runs plain HTTP under uvicorn's httptools (the default); the connection then closes "
         "after the response. Off: through uvicorn.",
     )

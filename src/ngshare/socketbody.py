@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 
 import anyio
 import anyio.to_thread
@@ -78,18 +79,41 @@ class SocketBody:
         head, cycle.body = bytes(cycle.body), type(cycle.body)()
         return cls(request, sock, head, length, stall_timeout)
 
-    async def read_into(self, view: memoryview) -> int:
+    async def read_into(
+        self, view: memoryview, then: Callable[[memoryview], object] | None = None
+    ) -> int:
         """Fill `view` with the body's next bytes; fewer only at the body's end, when the
-        client left, or when no byte came for `stall_timeout` (then `stalled` is set)."""
+        client left, or when no byte came for `stall_timeout` (then `stalled` is set).
+
+        `then`, when given, is called with the bytes on the reader's thread once they
+        fill `view` (or end the body): work on them without a second trip to a
+        thread, which under load cost more than the work (a v1 form's decoding,
+        docs/benchmarks.md, eighteenth session). What it raises, read_into raises.
+        """
         want = min(len(view), len(self.head) + self.remaining)
         got = min(len(self.head), want)
         view[:got] = self.head[:got]
         self.head = self.head[got:]
+        if got < want or (then is not None and got):
+            return await anyio.to_thread.run_sync(
+                self._fill_then, view, got, want, then, limiter=self._reader
+            )
+        self._count(got)
+        return got
+
+    def _fill_then(
+        self, view: memoryview, got: int, want: int, then: Callable[[memoryview], object] | None
+    ) -> int:
         if got < want:
-            got += await anyio.to_thread.run_sync(self._fill, view[got:want], limiter=self._reader)
+            got += self._fill(view[got:want])
+        self._count(got)
+        if then is not None and got == want:
+            then(view[:got])
+        return got
+
+    def _count(self, got: int) -> None:
         state = self.scope.setdefault("state", {})
         state[RECEIVED] = state.get(RECEIVED, 0) + got
-        return got
 
     def _fill(self, view: memoryview) -> int:
         """On a worker thread: recv into `view` until it is full, the body ends, or the

@@ -71,7 +71,9 @@ async def v1_args(
                 request.state.ngshare_user = await authenticate(
                     state.authenticator, state.signer, request, args
                 )
-            await read_form(request, decoder, state.limits.request_bytes)
+            await read_form(
+                request, decoder, state.limits.request_bytes, state.settings.body_timeout_seconds
+            )
         args.update(decoder.fields)
         args.files = decoder.files
         yield args
