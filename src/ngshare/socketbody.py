@@ -87,8 +87,9 @@ class SocketBody:
 
         `then`, when given, is called with the bytes on the reader's thread once they
         fill `view` (or end the body): work on them without a second trip to a
-        thread, which under load cost more than the work (a v1 form's decoding,
-        docs/benchmarks.md, eighteenth session). What it raises, read_into raises.
+        thread (for a v1 form's decoding with 32 uploads at once, that trip cost
+        about a sixth of the submit phase, docs/benchmarks.md, eighteenth
+        session). What it raises, read_into raises.
         """
         want = min(len(view), len(self.head) + self.remaining)
         got = min(len(self.head), want)
