@@ -10,6 +10,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -60,6 +61,32 @@ def test_a_cut_fast_upload_resumes_where_the_server_stopped(server, course, tmp_
         headers={"Authorization": f"token {token_for('stu1')}"},
     )
     assert answer.content == data
+
+
+def test_an_upload_the_server_still_holds_is_waited_for(server, course, tmp_path):
+    """A retry can reach the server before it has seen the cut attempt end: the
+    blob's upload is still busy (409 upload_busy). The client waits, as for a 503,
+    asks where the upload stands and goes on from there."""
+    data = os.urandom(FAST_UPLOAD + 4097)
+    sha = hashlib.sha256(data).hexdigest()
+    held = socket.create_connection(("127.0.0.1", urlsplit(server.url).port))
+    held.sendall(
+        f"PUT /api/v2/courses/{course}/blobs/{sha}?size={len(data)}&offset=0 HTTP/1.1\r\n"
+        f"Host: x\r\nAuthorization: token {token_for('inst1')}\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n".encode()
+        + data[: 1024 * 1024]
+    )  # the same uploader's earlier attempt, its connection not closed yet
+    time.sleep(0.5)
+    releaser = threading.Timer(0.5, held.close)
+    releaser.start()
+    try:
+        with NgshareClient(server.url, token_for("inst1"), backoff=0.2) as inst:
+            inst.release(course, "ps1", write_tree(tmp_path / "src", {"big.bin": data}))
+    finally:
+        releaser.join()
+    with NgshareClient(server.url, token_for("stu1")) as stu:
+        stu.fetch_assignment(course, "ps1", tmp_path / "got")
+    assert read_tree(tmp_path / "got") == {"big.bin": data}
 
 
 def test_a_blob_the_server_already_holds_is_answered_before_its_body(server, course, tmp_path):

@@ -457,8 +457,14 @@ class NgshareClient:
                 content=self._read_from(item.source, offset),
                 headers={"Content-Length": str(item.size - offset)},
             )
-        if response.status_code == 409 and response.json()["error"].get("offset") is not None:
-            return self._put_from(path, item, response.json()["error"]["offset"])
+        if response.status_code == 409:
+            error = response.json()["error"]
+            if error.get("offset") is not None:
+                return self._put_from(path, item, error["offset"])
+            if error.get("reason") == "upload_busy":
+                # the server still holds an earlier attempt of ours, cut on the way, that
+                # it has not seen end yet: wait as for a 503, then ask where it stopped
+                raise _Unavailable(_error(response))
         _checked(response)
         return item.size - offset
 
