@@ -89,8 +89,8 @@ def create_app(settings: Settings) -> FastAPI:
         ObservabilityMiddleware, metrics=metrics, body_timeout=settings.body_timeout_seconds
     )
     app.include_router(health.build_router(prefix))
-    app.include_router(build_v1(), prefix=prefix.rstrip("/"))
-    app.include_router(build_v2(), prefix=prefix + "v2")
+    app.include_router(build_v1(prefix, prefix + "v2/"), prefix=prefix.rstrip("/"))
+    app.include_router(build_v2(prefix + "v2/"), prefix=prefix + "v2")
     if settings.auth == "hub":
         from ngshare.auth.oauth import build_router as build_oauth
 

@@ -3,9 +3,8 @@
 Errors have the shape `{"error": {"status", "reason", "message", ...}}`.
 """
 
-from fastapi import APIRouter
-
 from ngshare.api.docs import V2Error, error_responses
+from ngshare.api.routing import PrefixRouter
 from ngshare.api.v2 import (
     assignments,
     batches,
@@ -18,8 +17,9 @@ from ngshare.api.v2 import (
 )
 
 
-def build_router() -> APIRouter:
-    router = APIRouter(responses=error_responses(V2Error))
+def build_router(path_prefix: str) -> PrefixRouter:
+    """The v2 routes, to be included with the prefix `path_prefix` (without its last /)."""
+    router = PrefixRouter(path_prefix=path_prefix, responses=error_responses(V2Error))
     for module in (courses, blobs, batches, assignments, policies, submissions, feedback, events):
         router.include_router(module.router)
     return router
