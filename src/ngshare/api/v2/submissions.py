@@ -33,6 +33,7 @@ from ngshare.domain.lookup import submittable_assignment, visible_assignment
 from ngshare.domain.manifests import check_manifest, check_quota
 from ngshare.domain.submissions import (
     BY_KEY,
+    KEY_USED,
     ONE_SUBMISSION,
     Submitter,
     add_submission,
@@ -160,6 +161,8 @@ def _replay(session: Session, assignment_id: int, student: str, key: str | None)
     if key is None:
         return None
     params = {"assignment_id": assignment_id, "student": student, "key": key}
+    if session.scalar(KEY_USED, params) is None:  # a new key: the usual case
+        return None
     found = session.execute(BY_KEY, params).first()
     return None if found is None else SubmissionOut(**_out(found)).model_dump(mode="json")
 
