@@ -204,8 +204,10 @@ class Probe:
         workdir: Path,
         course: str,
         quiet_wait: float = 0,
+        client_dir: Path | None = None,
     ) -> None:
         self.quiet_wait = quiet_wait
+        self.client_dir = client_dir or workdir  # the instructor's and student's files
         self.url = url
         self.auth = auth
         self.pid = pid
@@ -222,7 +224,7 @@ class Probe:
 
     def v2_round_trip(self, size: int, monitor: ServerMonitor) -> dict:
         name = f"big{size // MIB}m"
-        source = self.workdir / "release" / name
+        source = self.client_dir / "release" / name
         sha = write_file(source / "dataset.bin", size)
         instructor = make_client(self.url, self.auth, "instructor", 600)
         student = make_client(self.url, self.auth, "student1", 600)
@@ -243,7 +245,7 @@ class Probe:
             result["upload"] = _transfer(upload, size, monitor)
             result["upload"]["bytes_on_wire"] = instructor.counter.snapshot()[1]  # type: ignore[attr-defined]
             shutil.rmtree(source)
-            dest = self.workdir / "fetched" / name
+            dest = self.client_dir / "fetched" / name
             self.settle()
             result["download"] = _transfer(
                 lambda: student.fetch_assignment(self.course, name, dest), size, monitor
@@ -266,8 +268,8 @@ class Probe:
         finally:
             instructor.close()
             student.close()
-            shutil.rmtree(self.workdir / "release", ignore_errors=True)
-            shutil.rmtree(self.workdir / "fetched", ignore_errors=True)
+            shutil.rmtree(self.client_dir / "release", ignore_errors=True)
+            shutil.rmtree(self.client_dir / "fetched", ignore_errors=True)
         return result
 
     def settle(self) -> None:
@@ -384,8 +386,14 @@ def _sizes(text: str, unit: int) -> list[int]:
 
 def run(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="ngshare-largefile-", dir=args.workdir))
+    client_dir = workdir
+    if args.client_dir:
+        client_dir = Path(tempfile.mkdtemp(prefix="ngshare-largefile-", dir=args.client_dir))
     servers = []
-    result: dict = {"started_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    result: dict = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "client_dir": args.client_dir or "the work directory (the server's disk)",
+    }
     try:
         tokens = (
             Path(args.tokens)
@@ -412,7 +420,7 @@ def run(args: argparse.Namespace) -> dict:
         if args.cold_read_pause > 0:
             result["cold_read"] = cold_read_probe(workdir / "disk", args.cold_read_pause)
         name, url, pid = targets[0]
-        probe = Probe(url, auth, pid, workdir, "largefile", args.quiet_wait)
+        probe = Probe(url, auth, pid, workdir, "largefile", args.quiet_wait, client_dir)
         probe.create_course()
         result["v2"] = []
         with ServerMonitor(pid) as monitor:
@@ -441,6 +449,7 @@ def run(args: argparse.Namespace) -> dict:
         for server in reversed(servers):
             server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(client_dir, ignore_errors=True)
     return result
 
 
@@ -506,6 +515,11 @@ def report(result: dict) -> str:
     if result.get("disk_bytes_per_s"):
         disk = result["disk_bytes_per_s"] / 1e6
         lines += [f"Disk, 1 GiB written then fdatasync'ed in the data dir: {disk:.0f} MB/s", ""]
+    if result.get("client_dir"):
+        lines += [
+            f"The clients' files (the released file, the fetched copy): {result['client_dir']}",
+            "",
+        ]
     cold = result.get("cold_read")
     if cold:
         late, soon = cold["after_pause"], cold["at_once"]
@@ -573,6 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds idle before the page-cache probe's first read (0: skip the probe)",
     )
     parser.add_argument("--workdir", help="where the big files go (default: system temp)")
+    parser.add_argument(
+        "--client-dir",
+        help="where the instructor's file and the student's copy go (default: --workdir); "
+        "e.g. /dev/shm, so the student's writes do not share the server's disk, as on "
+        "a real student's machine",
+    )
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     parser.add_argument("--name", help="results file stem (default: largefile-<date>)")
     return parser

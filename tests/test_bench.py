@@ -175,3 +175,34 @@ def test_fresh_memory_probe_times_every_step_and_removes_its_file(tmp_path):
         assert row["file_bytes"] == row["step"] * row["bytes"]  # kept, not rewritten
         assert row["wall_s"] > 0 and row["cpu_s"] >= 0 and row["mb_s"] > 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_largefile_round_trip_keeps_the_clients_files_in_client_dir(tmp_path):
+    """bench.largefile with `--client-dir`: the released file and the fetched copy live
+    there, not in the work directory (where a file named like their folders would make
+    any use of it fail), both fetches verify, and nothing is left behind."""
+    from bench.largefile import MIB, Probe
+    from bench.metrics import ServerMonitor
+    from bench.users import Auth
+    from tests.servers import ServerProcess
+
+    tokens = write_token_file(tmp_path / "tokens.json", ["admin", "instructor", "student1"])
+    (tmp_path / "data").mkdir()
+    server = ServerProcess(tmp_path / "data", ["--token-file", str(tokens), "--admins", "admin"])
+    try:
+        server.wait_ready()
+        workdir, client_dir = tmp_path / "work", tmp_path / "client"
+        workdir.mkdir()
+        client_dir.mkdir()
+        for name in ("release", "fetched"):
+            (workdir / name).write_text("not a directory")
+        auth = Auth.load("token-file", tokens)
+        probe = Probe(server.url, auth, server.process.pid, workdir, "bigfiles", 0, client_dir)
+        probe.create_course()
+        with ServerMonitor(server.process.pid) as monitor:
+            result = probe.v2_round_trip(3 * MIB + 7, monitor)
+        assert result["verified"] and result["verified_again"]
+        assert result["download"]["bytes_on_wire"] >= 3 * MIB + 7
+        assert list(client_dir.iterdir()) == []
+    finally:
+        server.stop()
