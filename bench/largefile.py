@@ -386,15 +386,15 @@ def _sizes(text: str, unit: int) -> list[int]:
 
 def run(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="ngshare-largefile-", dir=args.workdir))
-    client_dir = workdir
-    if args.client_dir:
-        client_dir = Path(tempfile.mkdtemp(prefix="ngshare-largefile-", dir=args.client_dir))
+    client_dir = workdir  # replaced below with a folder of --client-dir's, removed alike
     servers = []
     result: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "client_dir": args.client_dir or "the work directory (the server's disk)",
     }
     try:
+        if args.client_dir:
+            client_dir = Path(tempfile.mkdtemp(prefix="ngshare-largefile-", dir=args.client_dir))
         tokens = (
             Path(args.tokens)
             if args.tokens
