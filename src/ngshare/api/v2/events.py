@@ -12,11 +12,11 @@ from typing import Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ngshare.api.origin import V2Origin
 from ngshare.api.v2.deps import CourseInstructor, CourseMember, State
-from ngshare.db.models import Feedback, Release, Submission
+from ngshare.db.models import Feedback, FileSet, Release, Submission
 from ngshare.domain import audit
 from ngshare.domain.lookup import visible_assignment
 from ngshare.errors import NotFound, PermissionDenied
@@ -42,15 +42,15 @@ def report(body: Report, ctx: CourseMember, state: State, origin: V2Origin) -> J
         row = visible_assignment(session, ctx.course_id, body.assignment, instructor_view)
         fields: dict[str, object] = {"assignment": body.assignment}
         if body.action == "fetch":
-            release = session.scalar(
-                select(Release).where(
-                    Release.assignment_id == row.id,
-                    Release.version == (body.version or _current_version(session, row)),
-                )
-            )
+            if body.version:
+                which = {"assignment_id": row.id, "version": body.version}
+                release = session.execute(_RELEASE_BY_VERSION, which).first()
+            else:  # the current release
+                which = {"assignment_id": row.id, "release_id": row.current_release_id}
+                release = session.execute(_RELEASE_BY_ID, which).first()
             if release is None:
                 raise NotFound(f"Assignment {body.assignment} has no such version")
-            fields.update(version=release.version, digest=release.fileset.digest)
+            fields.update(version=release.version, digest=release.digest)
         else:
             submission = session.get(Submission, body.submission_id or 0)
             if submission is None or submission.assignment_id != row.id:
@@ -71,9 +71,14 @@ def report(body: Report, ctx: CourseMember, state: State, origin: V2Origin) -> J
     return JSONResponse({"recorded": body.action}, status_code=201)
 
 
-def _current_version(session, row) -> int | None:
-    release = session.get(Release, row.current_release_id)
-    return release.version if release else None
+# A fetched release's version and digest, in one row (each fetch report asks).
+_RELEASE = select(Release.version, FileSet.digest).join(FileSet, FileSet.id == Release.fileset_id)
+_RELEASE_BY_VERSION = _RELEASE.where(
+    Release.assignment_id == bindparam("assignment_id"), Release.version == bindparam("version")
+)
+_RELEASE_BY_ID = _RELEASE.where(
+    Release.assignment_id == bindparam("assignment_id"), Release.id == bindparam("release_id")
+)
 
 
 @router.get("/courses/{course}/events")
