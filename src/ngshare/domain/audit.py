@@ -69,9 +69,10 @@ class Origin:
         """Insert the event in an open transaction, or commit it on its own.
 
         A Core INSERT of the row, not an ORM object: nothing reads an event
-        back in the transaction that records it, and the unit of work's flush
-        cost more than the insert (a v2 download report: about 8 ms of server
-        CPU, a third of it in that flush).
+        back in the transaction that records it, and the ORM's bookkeeping
+        cost more than the insert (a v2 download report took about 8 ms of
+        server CPU, a third of it recording its event; 0.56-0.74 ms per event
+        that way, 0.31-0.38 ms this way).
         """
         row = {"course": course, "action": action, "actor": actor, **fields}
         row.update(remote=self.remote, api=self.api)
