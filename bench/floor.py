@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from bench.workers import share
 
@@ -33,7 +34,7 @@ def write_floor(directory: Path, sizes: list[int], students: int, processes: int
     `processes` processes; their wall time and CPU seconds (all removed after)."""
     root = Path(tempfile.mkdtemp(prefix="floor-", dir=directory))
     shares = share(students, processes)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = _cpu_seconds(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     try:
         context = multiprocessing.get_context("fork")
@@ -52,8 +53,7 @@ def write_floor(directory: Path, sizes: list[int], students: int, processes: int
             raise RuntimeError(f"a floor writer failed (exit codes {failed})")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = _cpu_seconds(resource.RUSAGE_CHILDREN) - before
     return {
         "bytes": students * sum(sizes),
         "wall_s": round(wall, 3),
@@ -72,9 +72,14 @@ def _write_copies(root: Path, sizes: list[int], copies: int) -> None:
         tree.mkdir(parents=True)
         for index, size in enumerate(sizes):
             with open(tree / f"f{index}", "wb", buffering=0) as handle:
-                left = size
-                while left:
-                    left -= handle.write(buffer[: min(left, WRITE)])
+                _write_bytes(handle, buffer, size)
+
+
+def _write_bytes(handle: BinaryIO, buffer: memoryview, size: int) -> None:
+    """`size` bytes into `handle`, WRITE at a time from `buffer`."""
+    left = size
+    while left:
+        left -= handle.write(buffer[: min(left, WRITE)])
 
 
 def fresh_memory_probe(directory: Path, steps: int, step_bytes: int = 2**30) -> list[dict]:
@@ -93,12 +98,10 @@ def fresh_memory_probe(directory: Path, steps: int, step_bytes: int = 2**30) -> 
     try:
         with open(target, "wb", buffering=0) as handle:
             for step in range(steps):
-                before, start = _own_cpu(), time.perf_counter()
-                left = step_bytes
-                while left:
-                    left -= handle.write(buffer[: min(left, WRITE)])
+                before, start = _cpu_seconds(resource.RUSAGE_SELF), time.perf_counter()
+                _write_bytes(handle, buffer, step_bytes)
                 wall = time.perf_counter() - start
-                cpu = _own_cpu() - before
+                cpu = _cpu_seconds(resource.RUSAGE_SELF) - before
                 rows.append(
                     {"step": step + 1, "bytes": step_bytes, "wall_s": round(wall, 3),
                      "cpu_s": round(cpu, 3), "mb_s": round(step_bytes / 1e6 / wall, 1),
@@ -109,8 +112,9 @@ def fresh_memory_probe(directory: Path, steps: int, step_bytes: int = 2**30) -> 
     return rows
 
 
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def _cpu_seconds(who: int) -> float:
+    """User plus system CPU seconds of this process (RUSAGE_SELF) or its reaped children."""
+    usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
 
 
