@@ -57,6 +57,11 @@ class SocketBody:
         # must not leave the other requests without threads.
         self._reader = anyio.CapacityLimiter(1)
 
+    @property
+    def left(self) -> int:
+        """The body's bytes not yet handed out: the head's, then the socket's."""
+        return len(self.head) + self.remaining
+
     @classmethod
     def take(cls, request: Request, most: int, stall_timeout: float) -> SocketBody | None:
         """Take over the reading of the request's body, or None where that cannot be:
@@ -91,7 +96,7 @@ class SocketBody:
         about a sixth of the submit phase, docs/benchmarks.md, eighteenth
         session). What it raises, read_into raises.
         """
-        want = min(len(view), len(self.head) + self.remaining)
+        want = min(len(view), self.left)
         got = min(len(self.head), want)
         view[:got] = self.head[:got]
         self.head = self.head[got:]

@@ -190,8 +190,8 @@ async def _read_socket(body: SocketBody, decoder: FormDecoder, stall_timeout: fl
     """The body read from the lent socket into one reused buffer, BATCH bytes at a time
     (its declared length, already checked against the limit, is all that is read)."""
     view = memoryview(bytearray(BATCH))
-    while body.remaining or body.head:
-        want = min(BATCH, body.remaining + len(body.head))
+    while body.left:
+        want = min(BATCH, body.left)
         # decoded on the reader's thread, as soon as read (SocketBody.read_into)
         got = await body.read_into(view[:want], then=partial(_feed_view, decoder))
         if got < want:

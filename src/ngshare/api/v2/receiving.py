@@ -236,9 +236,9 @@ async def _read_from_socket(
 ):
     """Batches of exactly `batch_size` bytes read from the socket into a BatchRing."""
     ring = BatchRing(_batch_size(size, outcome["received"]))
-    while body.remaining or body.head:
+    while body.left:
         await loans.borrow(ring.batch_size, ring.drop)
-        want = min(ring.batch_size, body.remaining + len(body.head))
+        want = min(ring.batch_size, body.left)
         got = await body.read_into(ring.current[:want])
         ring.filled = got
         outcome["received"] += got
