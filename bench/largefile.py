@@ -31,6 +31,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.floor import write_floor
 from bench.metrics import (
     ServerMonitor,
     client_cpu_seconds,
@@ -263,6 +264,9 @@ class Probe:
                 )
             result["verified_again"] = _sha256(dest / "dataset.bin") == sha
             shutil.rmtree(dest)
+            # the same bytes written alone where the student wrote them: a fetch's floor
+            self.settle()
+            result["client_write_floor"] = write_floor(self.client_dir, [size], 1, 1)
             if shutil.which("curl"):
                 result["curl"] = self.curl_probe(sha, size, monitor)
         finally:
@@ -538,6 +542,7 @@ def report(result: dict) -> str:
         for way, t in item.get("curl", {}).items():
             rows.append(_v2_row(item["size_bytes"], way, "curl", t, loopback))
     lines.append(markdown_table(V2_HEADERS, rows))
+    lines += _floor_lines(result["v2"], loopback)
     lines += ["", "v1 (one file per release, base64 in a form field):", ""]
     rows = []
     for server, items in result["v1"].items():
@@ -559,6 +564,22 @@ def report(result: dict) -> str:
             )
     lines.append(markdown_table(V1_HEADERS, rows))
     return "\n".join(lines)
+
+
+def _floor_lines(items: list[dict], loopback: float) -> list[str]:
+    """Each size's copy written alone into the clients' folder: no fetch beats it."""
+    lines = []
+    for item in items:
+        floor = item.get("client_write_floor")
+        if floor:
+            speed = floor["bytes"] / floor["wall_s"]
+            lines.append(
+                f"{item['size_bytes'] / GIB:g} GiB written alone into {floor['directory']}"
+                f" (bench.floor.write_floor, after the fetches and a pause): {speed / 1e6:.0f}"
+                f" MB/s, {speed / loopback:.2f} of loopback, {floor['cpu_s']:.1f} s CPU: the"
+                " fastest a fetch into that folder can run here"
+            )
+    return ["", *lines] if lines else []
 
 
 def build_parser() -> argparse.ArgumentParser:

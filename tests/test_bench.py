@@ -177,6 +177,18 @@ def test_fresh_memory_probe_times_every_step_and_removes_its_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_largefile_report_names_each_sizes_write_floor():
+    """The floor line: the copy's speed written alone, as a share of loopback."""
+    from bench.largefile import GIB, _floor_lines
+
+    floor = {"bytes": 2 * GIB, "wall_s": 2.0, "cpu_s": 1.9, "directory": "/dev/shm/x"}
+    lines = _floor_lines([{"size_bytes": 2 * GIB, "client_write_floor": floor}], 4 * GIB)
+    assert lines[0] == ""
+    assert "2 GiB written alone into /dev/shm/x" in lines[1]
+    assert "1074 MB/s, 0.25 of loopback, 1.9 s CPU" in lines[1]
+    assert _floor_lines([{"size_bytes": GIB}], 4 * GIB) == []  # runs without the floor
+
+
 def test_largefile_round_trip_keeps_the_clients_files_in_client_dir(tmp_path):
     """bench.largefile with `--client-dir`: the released file and the fetched copy live
     there, not in the work directory (where a file named like their folders would make
@@ -203,6 +215,8 @@ def test_largefile_round_trip_keeps_the_clients_files_in_client_dir(tmp_path):
             result = probe.v2_round_trip(3 * MIB + 7, monitor)
         assert result["verified"] and result["verified_again"]
         assert result["download"]["bytes_on_wire"] >= 3 * MIB + 7
+        floor = result["client_write_floor"]  # the fetch's floor, written where it wrote
+        assert floor["bytes"] == 3 * MIB + 7 and floor["directory"] == str(client_dir)
         assert list(client_dir.iterdir()) == []
     finally:
         server.stop()
