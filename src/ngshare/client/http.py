@@ -457,14 +457,15 @@ class NgshareClient:
                 content=self._read_from(item.source, offset),
                 headers={"Content-Length": str(item.size - offset)},
             )
-        if response.status_code == 409:
-            error = response.json()["error"]
-            if error.get("offset") is not None:
-                return self._put_from(path, item, error["offset"])
-            if error.get("reason") == "upload_busy":
+        if response.status_code == 409:  # a body that is not ours (a proxy's) raises below
+            error = _error(response)
+            if isinstance(error.extra.get("offset"), int):
+                return self._put_from(path, item, error.extra["offset"])
+            if error.reason == "upload_busy":
                 # the server still holds an earlier attempt of ours, cut on the way, that
                 # it has not seen end yet: wait as for a 503, then ask where it stopped
-                raise _Unavailable(_error(response))
+                raise _Unavailable(error)
+            raise error
         _checked(response)
         return item.size - offset
 
