@@ -5,7 +5,6 @@ network that drops the connection mid-body.
 """
 
 import hashlib
-import http.server
 import os
 import re
 import socket
@@ -15,9 +14,8 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
-from ngshare.client import ClientError, NgshareClient, rawhttp, scan_tree
+from ngshare.client import NgshareClient, rawhttp
 from ngshare.client.http import FAST_UPLOAD
 from tests.servers import token_for
 from tests.test_client_fast_downloads import CuttingRelay, tls_relay
@@ -174,41 +172,3 @@ def test_fast_requests_ask_for_identity_once(tmp_path):
             assert body.status == 200
         thread.join(10)
     assert [_accept_encodings(h) for h in heads + heads_get] == [[b"identity"], [b"identity"]]
-
-
-class _ConflictPage(http.server.BaseHTTPRequestHandler):
-    """A proxy in front of the service that answers every request 409 with a web page
-    (no real proxy does this on cue; a stand-in on loopback)."""
-
-    def do_PUT(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        page = b"<html><body><h1>409 Conflict</h1></body></html>"
-        self.send_response(409)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
-
-    def log_message(self, *args):
-        pass
-
-
-def test_a_conflict_page_that_is_not_ours_is_a_client_error(tmp_path):
-    """A 409 whose body is not the service's JSON error becomes a ClientError naming
-    the status, by either way of sending (httpx, sendfile), not a JSON decode error."""
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ConflictPage)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{proxy.server_address[1]}/services/ngshare"
-        for size in (1000, FAST_UPLOAD):
-            source = tmp_path / f"f{size}"
-            source.write_bytes(os.urandom(size))
-            (item,) = scan_tree(tmp_path, include=lambda path, _, name=source.name: path == name)
-            with NgshareClient(url, "token") as client, pytest.raises(ClientError) as caught:
-                client._put_from(f"courses/c/blobs/{item.sha256}", item, 0)
-            assert client.fast_requests == (size >= FAST_UPLOAD)  # both ways were taken
-            assert caught.value.status == 409
-            assert "409" in str(caught.value)
-    finally:
-        proxy.shutdown()
-        proxy.server_close()

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from ngshare.client import ClientError, NgshareClient
 from tests.hub import HubProcess, ensure_proxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
@@ -159,6 +160,21 @@ def test_garbage_and_missing_tokens_are_401(hub: HubProcess) -> None:
 
 
 # --- Admins ---
+
+
+@pytest.mark.parametrize("path", ["/hub/", "/services/no-such-service/", "/user/alice/"])
+def test_the_client_at_a_url_of_the_hub_that_is_not_the_service(
+    hub: HubProcess, tokens: dict[str, str], path: str
+) -> None:
+    """A wrong service URL reaches the hub's own pages: the client's error says to
+    check the URL (not a decoding error's traceback, nor a bare status)."""
+    with (
+        NgshareClient(hub.url + path, tokens["alice"], retries=0) as wrong,
+        pytest.raises(ClientError) as caught,
+    ):
+        wrong.courses()
+    assert "check the ngshare service's URL" in str(caught.value), str(caught.value)
+    assert str(caught.value).startswith(f"GET {hub.url}{path}v2/courses answered HTTP ")
 
 
 def test_admins_flag(hub: HubProcess, tokens: dict[str, str]) -> None:

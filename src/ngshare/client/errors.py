@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
+
 
 class ClientError(Exception):
     """A failed call: `status` is the HTTP status (0 when the server was not reached)."""
@@ -12,3 +16,27 @@ class ClientError(Exception):
         self.status = status
         self.reason = reason
         self.extra = extra or {}
+
+
+def json_answer(response: httpx.Response) -> Any:
+    """The JSON of an answer that `_checked` let through ({} for an empty one).
+
+    A body that is not JSON means the URL reached some other web server (a
+    hub's page, a proxy's): say so, instead of a decoding error's traceback.
+    """
+    if not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        raise not_ngshare(response) from None
+
+
+def not_ngshare(response: httpx.Response, detail: str = "") -> ClientError:
+    """The error for an answer that did not come from ngshare's API."""
+    kind = response.headers.get("content-type") or "a body without a content type"
+    return ClientError(
+        f"{response.request.method} {response.url} answered HTTP {response.status_code}"
+        f" with {detail or kind}, not ngshare's JSON: check the ngshare service's URL",
+        response.status_code,
+    )

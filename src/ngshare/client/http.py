@@ -29,7 +29,7 @@ import httpx
 
 from ngshare.checksums import DownloadCheck
 from ngshare.client import batches, rawhttp
-from ngshare.client.errors import ClientError
+from ngshare.client.errors import ClientError, json_answer, not_ngshare
 from ngshare.client.inline import ACCEPT, RecentBlobs, read_answer
 from ngshare.client.known import KnownBlobs
 from ngshare.client.local import BackgroundSink, HashCache, InlineSink, LocalCopies
@@ -156,8 +156,7 @@ class NgshareClient:
 
     def request(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
         """Send a request and return the JSON answer; raise ClientError on failure."""
-        response = self._send(method, path, idempotent=idempotent, **kwargs)
-        return response.json() if response.content else {}
+        return json_answer(self._send(method, path, idempotent=idempotent, **kwargs))
 
     def _send(self, method: str, path: str, *, idempotent: bool, **kwargs: Any) -> httpx.Response:
         params = {**self.params, **kwargs.pop("params", {})}
@@ -411,7 +410,7 @@ class NgshareClient:
             response = self.http.request(
                 method, path, params=self.params, content=body, headers=sent
             )
-            return _checked(response).json()
+            return json_answer(_checked(response))
 
         answer = self._retrying(f"{label.capitalize()} failed", attempt)
         for item in files:
@@ -938,9 +937,7 @@ class NgshareClient:
 
     def stream_archive(self, path: str, params: dict, write: Callable[[bytes], object]) -> None:
         with self.http.stream("GET", path, params={**self.params, **params}) as response:
-            if response.is_error:
-                response.read()
-                raise _error(response)
+            _checked(response)
             for chunk in response.iter_raw():  # blobs and archives come uncompressed
                 write(chunk)
 
@@ -954,7 +951,13 @@ class _Unavailable(Exception):
 
 
 def _checked(response: httpx.Response) -> httpx.Response:
-    """`response` if it succeeded; else its error (read first, when streamed)."""
+    """`response` if it succeeded; else its error (read first, when streamed).
+
+    ngshare's API never redirects: a redirect comes from whatever else the URL
+    reached (a hub sending a browser to its login page, a proxy)."""
+    if response.is_redirect:
+        where = response.headers.get("location", "")
+        raise not_ngshare(response, f"a redirect to {where}")
     if response.is_error:
         response.read()
         error = _error(response)
@@ -967,8 +970,15 @@ def _checked(response: httpx.Response) -> httpx.Response:
 def _error(response: httpx.Response) -> ClientError:
     try:
         body = response.json()
-    except ValueError:
-        return ClientError(f"HTTP {response.status_code} from the server", response.status_code)
+    except ValueError:  # not ngshare's answer: a proxy's or a hub's page
+        if response.status_code in RETRY_STATUSES:
+            return ClientError(
+                f"{response.request.method} {response.url} answered HTTP"
+                f" {response.status_code}: the ngshare service is not answering (stopped or"
+                " restarting); try again in a minute",
+                response.status_code,
+            )
+        return not_ngshare(response)
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         extra = {k: v for k, v in error.items() if k not in ("status", "reason", "message")}

@@ -17,7 +17,7 @@ from collections import OrderedDict
 import httpx
 
 from ngshare.client.batches import BUNDLE_MEDIA_TYPE
-from ngshare.client.errors import ClientError
+from ngshare.client.errors import ClientError, json_answer
 
 ACCEPT = f"{BUNDLE_MEDIA_TYPE}, application/json;q=0.9"
 # What the client keeps: a few answers' worth (the server sends at most 4 MiB per answer)
@@ -28,7 +28,7 @@ def read_answer(response: httpx.Response) -> tuple[dict, dict[str, bytes]]:
     """The JSON answer, and the blobs it carried by sha256, each one's hash checked."""
     media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != BUNDLE_MEDIA_TYPE:
-        return (response.json() if response.content else {}), {}
+        return json_answer(response), {}
     line, newline, rest = response.content.partition(b"\n")
     try:
         head = json.loads(line) if newline else None
