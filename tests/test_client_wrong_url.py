@@ -22,7 +22,7 @@ from ngshare.client import ClientError, NgshareClient, scan_tree
 from ngshare.client.http import FAST_UPLOAD
 
 
-class _ToLogin(http.server.BaseHTTPRequestHandler):
+class LoginRedirect(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(302)
         self.send_header("Location", "/hub/login?next=" + self.path)
@@ -58,7 +58,7 @@ def _answering(status: int, page: bytes) -> type[http.server.BaseHTTPRequestHand
 
 
 @contextlib.contextmanager
-def _serve(handler) -> Iterator[str]:
+def serve(handler) -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -82,13 +82,13 @@ def static_site(tmp_path) -> Iterator[str]:
     api = tmp_path / "services" / "ngshare" / "v2"
     api.mkdir(parents=True)
     (api / "courses").write_bytes(b"<html><body>Welcome</body></html>")
-    with _serve(functools.partial(_Pages, directory=str(tmp_path))) as url:
+    with serve(functools.partial(_Pages, directory=str(tmp_path))) as url:
         yield url
 
 
 @pytest.fixture
 def login_redirect() -> Iterator[str]:
-    with _serve(_ToLogin) as url:
+    with serve(LoginRedirect) as url:
         yield url
 
 
@@ -116,7 +116,7 @@ def test_a_proxys_503_page_says_the_service_is_not_answering():
     """Asked again first (a restart is short), then an error that says what it is."""
     down = _answering(503, b"<html><body>503: Service Unavailable</body></html>")
     with (
-        _serve(down) as url,
+        serve(down) as url,
         NgshareClient(url, "token", retries=1, backoff=0.01) as client,
         pytest.raises(ClientError) as caught,
     ):
@@ -133,7 +133,7 @@ def test_a_conflict_page_that_is_not_ours_is_a_client_error(tmp_path):
     """A 409 to a blob PUT whose body is not the service's JSON error becomes a
     ClientError naming the status, by either way of sending (httpx, sendfile)."""
     conflict = _answering(409, b"<html><body><h1>409 Conflict</h1></body></html>")
-    with _serve(conflict) as url:
+    with serve(conflict) as url:
         for size in (1000, FAST_UPLOAD):
             source = tmp_path / f"f{size}"
             source.write_bytes(os.urandom(size))

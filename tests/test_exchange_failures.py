@@ -2,8 +2,9 @@
 
 Real `nbgrader` processes with our exchange against a real server whose file
 limit is 1 MiB: an unreachable service, a refused token, no token, no service
-URL, a student not enrolled, a missing assignment, a file over the limit, a
-missing course id.
+URL, a URL that leads elsewhere (a login redirect, as a real JupyterHub answers
+a path that is not the service's: tests/test_jupyterhub.py), a student not
+enrolled, a missing assignment, a file over the limit, a missing course id.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tests.exchange_util import (
 )
 from tests.nbgrader_env import Person, plugin_config
 from tests.servers import free_port
+from tests.test_client_wrong_url import LoginRedirect, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral, pytest.mark.timeout(600)]
 
@@ -75,6 +77,10 @@ def test_failures_exit_nonzero_with_one_clear_line(venv, server, tmp_path):
         "inst1", "test-token-inst1", venv, homes / "nocourse", plugin_config(None, server.url)
     )
 
+    with serve(LoginRedirect) as elsewhere:
+        config = plugin_config(COURSE, elsewhere)
+        misdirected = Person("stu1", "test-token-stu1", venv, homes / "misdirected", config)
+        misdirected_list = fails(misdirected, "list")
     (
         unreachable,
         refused,
@@ -98,6 +104,12 @@ def test_failures_exit_nonzero_with_one_clear_line(venv, server, tmp_path):
         f"Cannot list the assignments of course fail101: the ngshare service at {nowhere}"
     )
     assert "cannot be reached" in unreachable
+    assert misdirected_list == (
+        f"Cannot list the assignments of course fail101: GET {elsewhere}/v2/courses/fail101/"
+        f"assignments answered HTTP 302 with a redirect to /hub/login?next=/services/ngshare/"
+        "v2/courses/fail101/assignments, not ngshare's JSON: check the ngshare service's URL"
+        " (c.Exchange.ngshare_url / NGSHARE_URL)"
+    )
     assert refused.startswith("Cannot fetch ps1 from course fail101: the ngshare service refused")
     assert no_token.startswith("No token for the ngshare service")
     assert no_url.startswith("Cannot find the ngshare service: set c.Exchange.ngshare_url")

@@ -18,6 +18,10 @@ class ClientError(Exception):
         self.extra = extra or {}
 
 
+NOT_NGSHARE = "not_ngshare"  # ClientError.reason of an answer from some other web server
+UNAVAILABLE = "unavailable"  # ... of a proxy's 502-504 page: the service is not answering
+
+
 def json_answer(response: httpx.Response) -> Any:
     """The JSON of an answer that `_checked` let through ({} for an empty one).
 
@@ -39,4 +43,5 @@ def not_ngshare(response: httpx.Response, detail: str = "") -> ClientError:
         f"{response.request.method} {response.url} answered HTTP {response.status_code}"
         f" with {detail or kind}, not ngshare's JSON: check the ngshare service's URL",
         response.status_code,
+        NOT_NGSHARE,
     )

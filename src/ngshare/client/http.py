@@ -29,7 +29,7 @@ import httpx
 
 from ngshare.checksums import DownloadCheck
 from ngshare.client import batches, rawhttp
-from ngshare.client.errors import ClientError, json_answer, not_ngshare
+from ngshare.client.errors import UNAVAILABLE, ClientError, json_answer, not_ngshare
 from ngshare.client.inline import ACCEPT, RecentBlobs, read_answer
 from ngshare.client.known import KnownBlobs
 from ngshare.client.local import BackgroundSink, HashCache, InlineSink, LocalCopies
@@ -977,6 +977,7 @@ def _error(response: httpx.Response) -> ClientError:
                 f" {response.status_code}: the ngshare service is not answering (stopped or"
                 " restarting); try again in a minute",
                 response.status_code,
+                UNAVAILABLE,
             )
         return not_ngshare(response)
     error = body.get("error") if isinstance(body, dict) else None

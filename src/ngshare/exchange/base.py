@@ -27,6 +27,7 @@ from nbgrader.utils import parse_utc
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from ngshare.client import ClientError, LocalFile, NgshareClient, scan_tree
+from ngshare.client.errors import NOT_NGSHARE, UNAVAILABLE
 from ngshare.client.known import KnownBlobs, beside
 from ngshare.client.local import LINK_MIN, HashCache
 from ngshare.exchange.progress import TransferProgress
@@ -229,6 +230,10 @@ class Exchange(ABCExchange):
                 f"the ngshare service at {self.service_url()} cannot be reached ({detail}); "
                 "check c.Exchange.ngshare_url / NGSHARE_URL, or try again later"
             )
+        if exc.reason == NOT_NGSHARE:
+            return f"{message} (c.Exchange.ngshare_url / NGSHARE_URL)"
+        if exc.reason == UNAVAILABLE:
+            return message
         if exc.status == 401:
             return (
                 "the ngshare service refused your token; log in to JupyterHub again "
