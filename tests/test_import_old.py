@@ -1,5 +1,6 @@
 """Importing a database and storage made by the real ngshare 0.6.0 from PyPI."""
 
+import functools
 import json
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from bench.servers import ensure_old_venv, start_fakehub, start_old
+from ngshare.client import ClientError, NgshareClient
+from ngshare.client.errors import OLDER_SERVICE
 from ngshare.db.engine import Database
 from ngshare.db.models import Course
 from ngshare.domain.integrity import check_course_counts
@@ -180,3 +183,28 @@ def test_a_corrupt_file_is_reported_and_its_submission_skipped(old_installation,
         database.drop()
     finally:
         damaged.write_bytes(original)
+
+
+@pytest.mark.slow
+def test_our_client_names_an_older_ngshare_service(tmp_path):
+    """Our client (so the nbgrader plugin and the CLI) against the real ngshare 0.6.0,
+    a service not yet upgraded: the error says it is an older ngshare with only the
+    v1 API, not that the URL is wrong."""
+    tokens = write_token_file(tmp_path / "tokens.json", USERS)
+    hub = start_fakehub(tokens, tmp_path / "hub.log")
+    old = start_old(tmp_path / "data", hub.url, ensure_old_venv())
+    try:
+        with NgshareClient(old.url, token_for("stu1"), retries=0) as client:
+            fetch = functools.partial(client.fetch_assignment, "old101", "ps1", tmp_path / "ps1")
+            for call in (client.courses, client.whoami, fetch):
+                with pytest.raises(ClientError) as caught:
+                    call()
+                assert caught.value.reason == OLDER_SERVICE
+                assert str(caught.value).startswith(
+                    f"The ngshare service at {old.url} is an older version that has only the"
+                    " v1 API (ngshare 0.6 or before"
+                )
+    finally:
+        old.stop()
+        hub.stop()
+    assert not (tmp_path / "ps1").exists()

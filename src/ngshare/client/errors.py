@@ -20,6 +20,7 @@ class ClientError(Exception):
 
 NOT_NGSHARE = "not_ngshare"  # ClientError.reason of an answer from some other web server
 UNAVAILABLE = "unavailable"  # ... of a proxy's 502-504 page: the service is not answering
+OLDER_SERVICE = "older_service"  # ... of an ngshare that has only the v1 API (0.6 or before)
 
 
 def json_answer(response: httpx.Response) -> Any:

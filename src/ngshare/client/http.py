@@ -29,7 +29,14 @@ import httpx
 
 from ngshare.checksums import DownloadCheck
 from ngshare.client import batches, rawhttp
-from ngshare.client.errors import UNAVAILABLE, ClientError, json_answer, not_ngshare
+from ngshare.client.errors import (
+    NOT_NGSHARE,
+    OLDER_SERVICE,
+    UNAVAILABLE,
+    ClientError,
+    json_answer,
+    not_ngshare,
+)
 from ngshare.client.inline import ACCEPT, RecentBlobs, read_answer
 from ngshare.client.known import KnownBlobs
 from ngshare.client.local import BackgroundSink, HashCache, InlineSink, LocalCopies
@@ -160,11 +167,39 @@ class NgshareClient:
 
     def _send(self, method: str, path: str, *, idempotent: bool, **kwargs: Any) -> httpx.Response:
         params = {**self.params, **kwargs.pop("params", {})}
-        return self._retrying(
-            "Cannot reach the ngshare server",
-            lambda: _checked(self.http.request(method, path, params=params, **kwargs)),
-            idempotent=idempotent,
+        try:
+            return self._retrying(
+                "Cannot reach the ngshare server",
+                lambda: _checked(self.http.request(method, path, params=params, **kwargs)),
+                idempotent=idempotent,
+            )
+        except ClientError as exc:
+            raise self._older_service(exc) or exc from None
+
+    def _older_service(self, exc: ClientError) -> ClientError | None:
+        """When a v2 path was not found and the same service answers the v1 API, the
+        service is an older ngshare (0.6 or before, v1 only): the error to raise
+        instead of `exc`'s "check the URL". None otherwise."""
+        if exc.reason != NOT_NGSHARE or exc.status != 404:
+            return None
+        base = self._service_base()
+        try:
+            body = self.http.get(f"{base}/courses", params=self.params).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(body, dict) or "success" not in body:
+            return None
+        return ClientError(
+            f"The ngshare service at {base} is an older version that has only the v1 API"
+            " (ngshare 0.6 or before, made for the ngshare_exchange plugin); this client needs"
+            " the v2 API: upgrade the service, or keep ngshare_exchange until then",
+            404,
+            OLDER_SERVICE,
         )
+
+    def _service_base(self) -> str:
+        """The service's own URL (`base_url` is its v2 API's)."""
+        return str(self.http.base_url).rstrip("/").removesuffix("/v2")
 
     def _retrying(
         self,
@@ -202,8 +237,7 @@ class NgshareClient:
 
     def whoami(self) -> dict:
         """`{"username": ..., "admin": ...}` of the caller (the service's `<prefix>me`)."""
-        base = str(self.http.base_url).rstrip("/").removesuffix("/v2")
-        return self.request("GET", f"{base}/me")
+        return self.request("GET", f"{self._service_base()}/me")
 
     def courses(self) -> list[dict]:
         return self.request("GET", "courses")["courses"]
