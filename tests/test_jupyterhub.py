@@ -22,7 +22,9 @@ import httpx
 import pytest
 
 from ngshare.client import ClientError, NgshareClient
+from tests.exchange_util import build_venv, fails
 from tests.hub import HubProcess, ensure_proxy
+from tests.nbgrader_env import Person, plugin_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_neutral]
 
@@ -143,6 +145,25 @@ def test_token_without_service_access_is_refused(hub: HubProcess) -> None:
     assert me.json() == DENIED
     assert courses.status_code == 403
     assert courses.json() == DENIED
+
+
+def test_a_token_without_service_access_is_named_so_by_v2_and_the_plugin(
+    hub: HubProcess, tmp_path: Path
+) -> None:
+    """Not a course permission: v2's reason is `token_scope`, and nbgrader's one line
+    says what to ask the hub's administrator for, not to enrol."""
+    token = hub.new_token("bob", ["read:users:name!user=bob"])
+    with service_api(hub, MAIN, token) as bob:
+        refused = bob.get("v2/courses")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["reason"] == "token_scope"
+    url = hub.url + hub.services[MAIN].prefix
+    bob_nbgrader = Person("bob", token, build_venv(), tmp_path / "bob", plugin_config("c1", url))
+    assert fails(bob_nbgrader, "list") == (
+        "Cannot list the assignments of course c1: your JupyterHub token does not give"
+        " access to the ngshare service (it needs the access:services scope); ask your hub"
+        " administrator to grant it to users"
+    )
 
 
 def test_garbage_and_missing_tokens_are_401(hub: HubProcess) -> None:

@@ -52,6 +52,16 @@ class PermissionDenied(NgshareError):
         super().__init__(f"Permission denied ({detail})" if detail else "Permission denied")
 
 
+class TokenNotForService(PermissionDenied):
+    """A valid Hub token without the scope that gives access to this service: the
+    fix is the hub's roles, not the course's roster, so it has a reason of its own."""
+
+    reason = "token_scope"
+
+    def __init__(self) -> None:
+        super().__init__("token does not grant access to this service")
+
+
 class NotFound(NgshareError):
     status = 404
     reason = "not_found"

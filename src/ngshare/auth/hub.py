@@ -21,7 +21,7 @@ from jupyterhub.services.auth import HubOAuth
 
 from ngshare.auth.user import User
 from ngshare.config import Settings
-from ngshare.errors import PermissionDenied, Unauthenticated, Unavailable
+from ngshare.errors import TokenNotForService, Unauthenticated, Unavailable
 
 log = logging.getLogger("ngshare.auth")
 
@@ -63,7 +63,7 @@ class HubAuthenticator:
         if model is None:
             raise Unauthenticated("Invalid or expired token")
         if self.hub.access_scopes and not self.hub.check_scopes(self.hub.access_scopes, model):
-            raise PermissionDenied("token does not grant access to this service")
+            raise TokenNotForService()
         name = model["name"]
         admin = name in self.admins or (self.settings.hub_admins and bool(model.get("admin")))
         return User(name=name, admin=admin)

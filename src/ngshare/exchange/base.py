@@ -239,6 +239,11 @@ class Exchange(ABCExchange):
                 "the ngshare service refused your token; log in to JupyterHub again "
                 "(or check c.Exchange.api_token / JUPYTERHUB_API_TOKEN)"
             )
+        if exc.status == 403 and exc.reason == "token_scope":
+            return (
+                "your JupyterHub token does not give access to the ngshare service (it needs"
+                " the access:services scope); ask your hub administrator to grant it to users"
+            )
         if exc.status == 403:
             where = f" in course {course}" if course else ""
             return (
