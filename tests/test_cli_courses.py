@@ -80,7 +80,10 @@ def test_errors_are_one_line_and_exit_1(server, course):
     result = ngshare(server, "inst1", "student", "list", "no-such-course")
     assert (result.returncode, result.stderr) == (1, "ngshare: error: Course not found\n")
     result = ngshare(server, "inst1", "courses", "--url", "http://127.0.0.1:9/api")
-    assert result.returncode == 1 and result.stderr.startswith("ngshare: error: Cannot reach")
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "ngshare: error: Cannot reach the ngshare server at http://127.0.0.1:9/api: "
+    )
     assert len(result.stderr.strip().splitlines()) == 1
 
 

@@ -169,7 +169,7 @@ class NgshareClient:
         params = {**self.params, **kwargs.pop("params", {})}
         try:
             return self._retrying(
-                "Cannot reach the ngshare server",
+                f"Cannot reach the ngshare server at {self._service_base()}",
                 lambda: _checked(self.http.request(method, path, params=params, **kwargs)),
                 idempotent=idempotent,
             )

@@ -225,7 +225,8 @@ class Exchange(ABCExchange):
     def explain(self, exc: ClientError, course: str | None = None) -> str:
         message = " ".join(str(exc.message).split())
         if exc.status == 0:
-            detail = message.removeprefix("Cannot reach the ngshare server: ")
+            unreached = message.startswith("Cannot reach the ngshare server at ")
+            detail = message.split(": ", 1)[-1] if unreached else message  # the URL is below
             return (
                 f"the ngshare service at {self.service_url()} cannot be reached ({detail}); "
                 "check c.Exchange.ngshare_url / NGSHARE_URL, or try again later"
