@@ -30,6 +30,7 @@ from ngshare.client import ClientError, LocalFile, NgshareClient, scan_tree
 from ngshare.client.errors import NOT_NGSHARE, UNAVAILABLE
 from ngshare.client.known import KnownBlobs, beside
 from ngshare.client.local import LINK_MIN, HashCache
+from ngshare.errors import TokenNotForService
 from ngshare.exchange.progress import TransferProgress
 
 SERVER_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"
@@ -240,7 +241,7 @@ class Exchange(ABCExchange):
                 "the ngshare service refused your token; log in to JupyterHub again "
                 "(or check c.Exchange.api_token / JUPYTERHUB_API_TOKEN)"
             )
-        if exc.status == 403 and exc.reason == "token_scope":
+        if exc.status == 403 and exc.reason == TokenNotForService.reason:
             return (
                 "your JupyterHub token does not give access to the ngshare service (it needs"
                 " the access:services scope); ask your hub administrator to grant it to users"
