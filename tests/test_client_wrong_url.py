@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from ngshare.client import ClientError, NgshareClient, scan_tree
-from ngshare.client.http import FAST_UPLOAD
+from ngshare.client.http import FAST_DOWNLOAD, FAST_UPLOAD
 
 
 class LoginRedirect(http.server.BaseHTTPRequestHandler):
@@ -143,3 +143,16 @@ def test_a_conflict_page_that_is_not_ours_is_a_client_error(tmp_path):
             assert client.fast_requests == (size >= FAST_UPLOAD)  # both ways were taken
             assert caught.value.status == 409
             assert "answered HTTP 409 with text/html" in str(caught.value)
+
+
+@pytest.mark.parametrize("size", [1000, FAST_DOWNLOAD])
+def test_a_redirected_blob_download_is_a_client_error_at_once(login_redirect, tmp_path, size):
+    """By httpx and by the fast path alike: not a short body retried until it fails."""
+    target = tmp_path / "blob"
+    with (
+        NgshareClient(login_redirect, "token", backoff=0.01) as client,
+        pytest.raises(ClientError, match="a redirect to /hub/login") as caught,
+    ):
+        client.download_blob("c1", "0" * 64, size, target)
+    assert caught.value.status == 302
+    assert client.fast_requests == (size >= FAST_DOWNLOAD)

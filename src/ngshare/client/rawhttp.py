@@ -55,9 +55,10 @@ def get(
 ) -> Iterator[Body]:
     """GET `url`; yields its body once the answer is a success.
 
-    An error answer is read and raised as `ErrorAnswer`, holding it as an
-    httpx.Response for the caller to judge; network failures, here or while
-    the body is read, become httpx transport errors.
+    Any other answer (an error, a redirect) is read and raised as
+    `ErrorAnswer`, holding it as an httpx.Response for the caller to judge;
+    network failures, here or while the body is read, become httpx transport
+    errors.
     """
     connection = _connection(url, timeout, context)
     try:
@@ -65,7 +66,7 @@ def get(
             target = url.raw_path.decode("ascii")
             connection.request("GET", target, headers=_identity(headers))
             response = connection.getresponse()
-            if response.status >= 400:
+            if response.status >= 300:  # a redirect is no body either (see http._checked)
                 raise ErrorAnswer(_as_httpx(response, url))
         yield Body(response)
     finally:
