@@ -236,18 +236,13 @@ class HubProcess:
 
     # --- Shutdown ---
 
+    def service_pids(self, name: str) -> set[int]:
+        """The processes of service `name` (their command lines name its data directory)."""
+        return _pids_naming(str(self.services[name].data_dir))
+
     def _our_pids(self) -> set[int]:
         """The hub, the services (their command lines name our work directory), the proxy."""
-        pids: set[int] = set()
-        marker = (str(self.work_dir) + os.sep).encode()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                if marker in (entry / "cmdline").read_bytes():
-                    pids.add(int(entry.name))
-            except OSError:
-                continue
+        pids = _pids_naming(str(self.work_dir) + os.sep)
         with contextlib.suppress(OSError, ValueError):
             pids.add(int(self.proxy_pid_file.read_text().strip()))
         return pids
@@ -292,3 +287,18 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def _pids_naming(text: str) -> set[int]:
+    """Processes (other than this one) whose command line contains `text`."""
+    pids: set[int] = set()
+    marker = text.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "cmdline").read_bytes():
+                pids.add(int(entry.name))
+        except OSError:
+            continue
+    return pids

@@ -3,8 +3,8 @@
 Web servers on loopback stand in for what a wrong URL reaches: Python's own
 static file server (a page, 200), a handler that redirects every request to
 a login page, as a hub does for a browser, and one that answers with a
-proxy's error page. The real JupyterHub's
-answers are in tests/test_jupyterhub.py.
+proxy's error page. The real JupyterHub's answers (wrong paths, a stopped
+service behind its proxy) are in tests/test_jupyterhub.py.
 """
 
 from __future__ import annotations

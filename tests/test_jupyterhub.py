@@ -13,7 +13,10 @@ Tokens are minted through the Hub API by a test service holding
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -163,6 +166,34 @@ def test_a_token_without_service_access_is_named_so_by_v2_and_the_plugin(
         "Cannot list the assignments of course c1: your JupyterHub token does not give"
         " access to the ngshare service (it needs the access:services scope); ask your hub"
         " administrator to grant it to users"
+    )
+
+
+def test_a_stopped_service_is_named_so_through_the_real_proxy(tmp_path: Path, chp: Path) -> None:
+    """The service killed (before the Hub notices and starts it again), the proxy
+    answers its 503 page: the client says the service is not answering."""
+    hub = HubProcess(tmp_path, services={"down": []}, admin_users=[], proxy=chp)
+    try:
+        hub.wait_ready()
+        hub.create_user("carol")
+        url = hub.url + hub.services["down"].prefix
+        with NgshareClient(url, hub.new_token("carol"), retries=0) as client:
+            assert client.courses() == []
+            pids = hub.service_pids("down")
+            assert pids
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while hub.service_pids("down") & pids and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with pytest.raises(ClientError) as caught:
+                client.courses()
+    finally:
+        hub.stop()
+    assert (caught.value.status, caught.value.reason) == (503, "unavailable")
+    assert str(caught.value).endswith(
+        "answered HTTP 503: the ngshare service is not answering (stopped or restarting);"
+        " try again in a minute"
     )
 
 
