@@ -211,9 +211,6 @@ def test_garbage_and_missing_tokens_are_401(hub: HubProcess) -> None:
     assert response.json()["success"] is False
 
 
-# --- Admins ---
-
-
 @pytest.mark.parametrize("path", ["/hub/", "/services/no-such-service/", "/user/alice/"])
 def test_the_client_at_a_url_of_the_hub_that_is_not_the_service(
     hub: HubProcess, tokens: dict[str, str], path: str
@@ -227,6 +224,9 @@ def test_the_client_at_a_url_of_the_hub_that_is_not_the_service(
         wrong.courses()
     assert "check the ngshare service's URL" in str(caught.value), str(caught.value)
     assert str(caught.value).startswith(f"GET {hub.url}{path}v2/courses answered HTTP ")
+
+
+# --- Admins ---
 
 
 def test_admins_flag(hub: HubProcess, tokens: dict[str, str]) -> None:
