@@ -113,6 +113,15 @@ def test_every_schema_reference_in_the_document_resolves(server):
     assert sorted(used - named) == []
 
 
+def test_every_operation_has_an_id_of_its_own(server):
+    """Client generators key their methods by operationId and refuse duplicates (a
+    route serving GET and HEAD once gave both the same id, with a warning at start)."""
+    document = httpx.get(server.url + "/openapi.json").json()
+    ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
+    assert len(ids) > 50
+    assert sorted(i for i in set(ids) if ids.count(i) > 1) == []
+
+
 def test_every_route_has_a_rule(server):
     assert sorted(set(routes(server)) - set(RULES)) == []
     assert sorted(set(RULES) - set(routes(server))) == []

@@ -133,9 +133,8 @@ async def begin_upload(store: BlobStore, sha256: str, uploader: str, size: int) 
         ) from None
 
 
-@router.api_route(
-    "/courses/{course}/blobs/{sha256}", methods=["GET", "HEAD"], response_class=Response
-)
+@router.head("/courses/{course}/blobs/{sha256}", response_class=Response)
+@router.get("/courses/{course}/blobs/{sha256}", response_class=Response)
 def download_blob(sha256: str, request: Request, ctx: CourseMember, state: State) -> Response:
     """A blob's bytes, if some tree of the course that the caller may read contains it.
 
