@@ -54,8 +54,8 @@ def serve(settings: Settings) -> int:
 
         create_demo_course(app.state.ngshare)
     log.info(
-        "ngshare serving %s on http://%s:%s%s (auth: %s, database: %s, storage: %s)",
-        "v1",
+        "ngshare serving http://%s:%s%s: API v1 there, v2 under v2/, web pages"
+        " (auth: %s, database: %s, storage: %s)",
         settings.host,
         settings.port,
         settings.prefix,
