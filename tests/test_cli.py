@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect
 
 from ngshare.config import reference_markdown
 from ngshare.db.migrate import head_revision
-from tests.servers import ScratchDatabase, ServerProcess
+from tests.servers import PG_ADMIN_URL, ScratchDatabase, ServerProcess, free_port
 from tests.v1util import decode_files, encode_files, fails, ok
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,6 +73,21 @@ def test_invalid_setting_from_environment_is_named(tmp_path):
     result = run_ngshare("serve", "--dev", env={"NGSHARE_PORT": "99999"})
     assert result.returncode == 2
     assert "invalid setting port" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["serve", "--dev"], ["gc"], ["db", "current"]])
+def test_a_database_that_cannot_be_used_is_one_line_naming_it(tmp_path, command):
+    """No PostgreSQL listening there, and the real one without that database: one
+    line on stderr (the password hidden), exit 2, no traceback."""
+    closed = f"postgresql+psycopg://ngshare:secret@127.0.0.1:{free_port()}/ngshare"
+    missing = PG_ADMIN_URL.rsplit("/", 1)[0] + "/no_such_database_here"
+    for url, cause in ((closed, "Connection refused"), (missing, "no_such_database_here")):
+        result = run_ngshare(*command, "--data-dir", str(tmp_path), "--database-url", url)
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("ngshare: cannot use the database at postgresql+psycopg")
+        assert cause in result.stderr and "secret" not in result.stderr
+        assert result.stderr.rstrip().endswith("and that the database is running")
 
 
 def test_environment_variables_configure_the_server(tmp_path):

@@ -60,7 +60,7 @@ def serve(settings: Settings) -> int:
         settings.port,
         settings.prefix,
         settings.auth,
-        _redact(settings.database_url or ""),
+        redact(settings.database_url or ""),
         settings.storage_dir,
     )
     uvicorn.run(  # with both --no-sendfile and --no-socket-body, ZeroCopyApp lends nothing
@@ -99,7 +99,8 @@ def _prepare_database(settings: Settings) -> bool:
         engine.dispose()
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
+    """`url` with its password hidden, for logs and messages."""
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)

@@ -182,15 +182,33 @@ def _with_settings(run):
     """Wrap a command so it receives validated Settings, or exits 2 naming the bad one."""
 
     def handler(args: argparse.Namespace) -> int:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
         try:
             settings = settings_from_args(args)
         except ValidationError as exc:
             first = exc.errors()[0]
             print(f"ngshare: invalid setting {first['loc'][0]}: {first['msg']}", file=sys.stderr)
             return 2
-        return run(args, settings)
+        try:
+            return run(args, settings)
+        except (OperationalError, InterfaceError) as exc:  # the database, not the command
+            print(_database_failure(settings, exc), file=sys.stderr)
+            return 2
 
     return handler
+
+
+def _database_failure(settings: Settings, exc: Exception) -> str:
+    """One line for a database that cannot be reached or used: where, the driver's own
+    first line, what to check (an admin meets this when PostgreSQL is not up yet)."""
+    from ngshare.server import redact
+
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return (
+        f"ngshare: cannot use the database at {redact(settings.database_url or '')}: {cause};"
+        " check --database-url (NGSHARE_DATABASE_URL) and that the database is running"
+    )
 
 
 def _serve_with(_args: argparse.Namespace, settings: Settings) -> int:
