@@ -20,14 +20,18 @@ import pytest
 
 from ngshare.client import ClientError, NgshareClient, scan_tree
 from ngshare.client.http import FAST_DOWNLOAD, FAST_UPLOAD
+from ngshare.client.v1 import V1Client
 
 
 class LoginRedirect(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(302)
         self.send_header("Location", "/hub/login?next=" + self.path)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    do_POST = do_DELETE = do_GET
 
     def log_message(self, *args):
         pass
@@ -156,3 +160,12 @@ def test_a_redirected_blob_download_is_a_client_error_at_once(login_redirect, tm
         client.download_blob("c1", "0" * 64, size, target)
     assert caught.value.status == 302
     assert client.fast_requests == (size >= FAST_DOWNLOAD)
+
+
+def test_the_course_commands_say_so_too(login_redirect, static_site):
+    """`ngshare course|instructor|student` speak v1 (V1Client): the same error."""
+    for url, what in ((login_redirect, "a redirect to /hub/login"), (static_site, "text/html")):
+        with V1Client(url + "/", "token") as client, pytest.raises(ClientError) as caught:
+            client.call("GET", "students", "c1")
+        assert what in str(caught.value)
+        assert str(caught.value).endswith("not ngshare's JSON: check the ngshare service's URL")

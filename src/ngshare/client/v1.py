@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ngshare.client.errors import ClientError
+from ngshare.client.errors import ClientError, not_ngshare
 
 
 class V1Client:
@@ -36,11 +36,12 @@ class V1Client:
         except httpx.TransportError as exc:
             url = self.http.base_url
             raise ClientError(f"Cannot reach the ngshare server at {url}: {exc}") from None
+        if response.is_redirect:  # the service never redirects its API (see http._checked)
+            raise not_ngshare(response, f"a redirect to {response.headers.get('location', '')}")
         try:
             body = response.json()
         except ValueError:
-            status = response.status_code
-            raise ClientError(f"HTTP {status} from the server", status) from None
+            raise not_ngshare(response) from None
         if not isinstance(body, dict) or not body.get("success"):
             message = body.get("message") if isinstance(body, dict) else None
             raise ClientError(str(message or f"HTTP {response.status_code}"), response.status_code)
