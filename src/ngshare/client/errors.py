@@ -37,12 +37,16 @@ def json_answer(response: httpx.Response) -> Any:
         raise not_ngshare(response) from None
 
 
-def not_ngshare(response: httpx.Response, detail: str = "") -> ClientError:
-    """The error for an answer that did not come from ngshare's API."""
-    kind = response.headers.get("content-type") or "a body without a content type"
+def not_ngshare(response: httpx.Response) -> ClientError:
+    """The error for an answer that did not come from ngshare's API (whose answers
+    are JSON and never redirect)."""
+    if response.is_redirect:
+        what = f"a redirect to {response.headers.get('location', '')}"
+    else:
+        what = response.headers.get("content-type") or "a body without a content type"
     return ClientError(
         f"{response.request.method} {response.url} answered HTTP {response.status_code}"
-        f" with {detail or kind}, not ngshare's JSON: check the ngshare service's URL",
+        f" with {what}, not ngshare's JSON: check the ngshare service's URL",
         response.status_code,
         NOT_NGSHARE,
     )

@@ -990,8 +990,7 @@ def _checked(response: httpx.Response) -> httpx.Response:
     ngshare's API never redirects: a redirect comes from whatever else the URL
     reached (a hub sending a browser to its login page, a proxy)."""
     if response.is_redirect:
-        where = response.headers.get("location", "")
-        raise not_ngshare(response, f"a redirect to {where}")
+        raise not_ngshare(response)
     if response.is_error:
         response.read()
         error = _error(response)

@@ -36,8 +36,8 @@ class V1Client:
         except httpx.TransportError as exc:
             url = self.http.base_url
             raise ClientError(f"Cannot reach the ngshare server at {url}: {exc}") from None
-        if response.is_redirect:  # the service never redirects its API (see http._checked)
-            raise not_ngshare(response, f"a redirect to {response.headers.get('location', '')}")
+        if response.is_redirect:
+            raise not_ngshare(response)
         try:
             body = response.json()
         except ValueError:
