@@ -133,8 +133,9 @@ class NgshareClient:
         self.recent = RecentBlobs()  # small files that came with a manifest (`manifest`)
         self._prefetched: list[Path] = []
         self.bulk_feedback = True  # until a server answers that it has no such route
+        self.service_url = url.rstrip("/")  # the service's own; its v2 API is below it
         self.http = httpx.Client(
-            base_url=url.rstrip("/") + "/v2/",
+            base_url=self.service_url + "/v2/",
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport or httpx.HTTPTransport(retries=2, verify=tls_context()),
@@ -169,7 +170,7 @@ class NgshareClient:
         params = {**self.params, **kwargs.pop("params", {})}
         try:
             return self._retrying(
-                f"Cannot reach the ngshare server at {self._service_base()}",
+                f"Cannot reach the ngshare server at {self.service_url}",
                 lambda: _checked(self.http.request(method, path, params=params, **kwargs)),
                 idempotent=idempotent,
             )
@@ -182,7 +183,7 @@ class NgshareClient:
         instead of `exc`'s "check the URL". None otherwise."""
         if exc.reason != NOT_NGSHARE or exc.status != 404:
             return None
-        base = self._service_base()
+        base = self.service_url
         try:
             body = self.http.get(f"{base}/courses", params=self.params).json()
         except (httpx.HTTPError, ValueError):
@@ -196,10 +197,6 @@ class NgshareClient:
             404,
             OLDER_SERVICE,
         )
-
-    def _service_base(self) -> str:
-        """The service's own URL (`base_url` is its v2 API's)."""
-        return str(self.http.base_url).rstrip("/").removesuffix("/v2")
 
     def _retrying(
         self,
@@ -237,7 +234,7 @@ class NgshareClient:
 
     def whoami(self) -> dict:
         """`{"username": ..., "admin": ...}` of the caller (the service's `<prefix>me`)."""
-        return self.request("GET", f"{self._service_base()}/me")
+        return self.request("GET", f"{self.service_url}/me")
 
     def courses(self) -> list[dict]:
         return self.request("GET", "courses")["courses"]
