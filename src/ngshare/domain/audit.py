@@ -59,9 +59,14 @@ class Origin:
     api: str
 
     def event(self, course: str, action: str, actor: str, **fields: object) -> Event:
-        return Event(
-            course=course, action=action, actor=actor, remote=self.remote, api=self.api, **fields
-        )
+        return Event(**self._row(course, action, actor, **fields))
+
+    def _row(self, course: str, action: str, actor: str, **fields: object) -> dict[str, object]:
+        """An event's columns: the caller's fields, and where the request came from."""
+        return {
+            "course": course, "action": action, "actor": actor, **fields,
+            "remote": self.remote, "api": self.api,
+        }  # fmt: skip
 
     def record(
         self, target: Session | Database, course: str, action: str, actor: str, **fields: object
@@ -74,8 +79,7 @@ class Origin:
         server CPU, a third of it recording its event; 0.56-0.74 ms per event
         that way, 0.31-0.38 ms this way).
         """
-        row = {"course": course, "action": action, "actor": actor, **fields}
-        row.update(remote=self.remote, api=self.api)
+        row = self._row(course, action, actor, **fields)
         if isinstance(target, Session):
             target.execute(_INSERT_EVENT, row)
             return
